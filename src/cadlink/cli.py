@@ -1,0 +1,281 @@
+"""The `cadlink` command line. Every command has `--help`; listings take `--json`."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import click
+
+from cadlink.config import Settings
+
+
+def _settings() -> Settings:
+    try:
+        return Settings()
+    except ValueError as e:
+        raise click.ClickException(str(e)) from None
+
+
+def _emit(as_json: bool, data: Any, text: str) -> None:
+    click.echo(json.dumps(data, default=str) if as_json else text)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="cadlink")
+def main() -> None:
+    """CADLINK Analytics: self-hosted, privacy-first analytics for shops and content sites.
+
+    Configuration comes from CADLINK_* environment variables (or a .env file);
+    see docs/configuration.md.
+    """
+
+
+@main.command()
+@click.option("--host", default=None, help="Address to bind (default: CADLINK_HOST, 127.0.0.1).")
+@click.option("--port", default=None, type=int, help="Port (default: CADLINK_PORT, 8000).")
+def serve(host: str | None, port: int | None) -> None:
+    """Serve the API, the collect endpoint and the dashboard; runs the loader in-process."""
+    import uvicorn
+
+    from cadlink.app import create_app
+    from cadlink.logs import configure_logging
+
+    settings = _settings()
+    configure_logging(settings.log_level)
+    try:
+        app = create_app(settings)
+    except Exception as e:
+        if "lock" in str(e).lower():
+            raise click.ClickException(
+                f"the event store {settings.events_url} is in use by another process "
+                "(DuckDB allows one writer): stop the other `cadlink serve` first"
+            ) from None
+        raise
+    uvicorn.run(
+        app,
+        host=host or settings.host,
+        port=port or settings.port,
+        access_log=False,  # it would log client IPs; we count requests in /metrics instead
+        log_config=None,
+        server_header=False,
+        proxy_headers=False,  # we read X-Forwarded-For ourselves, from trusted proxies only
+        timeout_graceful_shutdown=10,
+    )
+
+
+@main.command()
+def worker() -> None:
+    """Run loaders for a shared queue (server mode, CADLINK_QUEUE_URL=redis://…)."""
+    settings = _settings()
+    if not settings.queue_url:
+        raise click.ClickException(
+            "in embedded mode `cadlink serve` runs the loader itself; "
+            "`cadlink worker` is for server mode with CADLINK_QUEUE_URL=redis://…"
+        )
+    raise click.ClickException("the Redis Streams queue is not available in this version yet")
+
+
+def _admin_password_file(settings: Settings) -> Path:
+    return settings.data_dir / "initial-admin-password"
+
+
+@main.command()
+@click.option("--ensure-admin", "admin_email", default=None, help="Create this ADMIN if missing.")
+@click.option(
+    "--admin-password", default=None, help="Password for --ensure-admin (default: generated)."
+)
+@click.option("--demo", is_flag=True, help="Ensure a demo site with 30 days of demo history.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def init(admin_email: str | None, admin_password: str | None, demo: bool, as_json: bool) -> None:
+    """Create the data dir and databases (idempotent); optionally an admin and a demo site."""
+    from cadlink.services import build_auth, build_events, build_meta
+
+    settings = _settings()
+    meta = build_meta(settings)
+    out: dict[str, Any] = {"dataDir": str(settings.data_dir.resolve())}
+    lines = [f"data dir: {out['dataDir']}"]
+    if admin_email:
+        auth = build_auth(settings, meta)
+        pw_file = _admin_password_file(settings)
+        password = admin_password or (
+            pw_file.read_text().strip() if pw_file.exists() else secrets.token_urlsafe(12)
+        )
+        created = auth.ensure_admin(admin_email, password)
+        if created and not admin_password:
+            pw_file.write_text(password + "\n")
+            pw_file.chmod(0o600)
+        out["admin"] = {"email": admin_email, "created": created}
+        if created or pw_file.exists():
+            shown = password if (created or not admin_password) else "(as given)"
+            lines.append(f"log in as {admin_email} with password {shown}")
+        else:
+            lines.append(f"admin {admin_email} exists")
+    events = build_events(settings)
+    try:
+        if demo:
+            site = next((s for s in meta.list_sites() if s.domain == "demo-shop.example"), None)
+            if site is None:
+                site = meta.create_site("demo-shop.example", "Demo shop")
+            out["demoSite"] = site.public_id
+            lines.append(f"demo site: {site.public_id} (demo-shop.example)")
+            if events.count_events(site.public_id) == 0:
+                n = _load_demo(settings, events, site.public_id, 30, 60_000, not as_json)
+                lines.append(f"generated {n} demo events over 30 days")
+    finally:
+        events.close()
+    _emit(as_json, out, "\n".join(lines))
+
+
+@main.group()
+def users() -> None:
+    """Manage dashboard accounts."""
+
+
+@users.command("create")
+@click.option("--email", required=True)
+@click.option("--password", required=True, help="At least 8 characters.")
+@click.option(
+    "--role",
+    type=click.Choice(["ADMIN", "ANALYST", "VIEWER"]),
+    default="ANALYST",
+    show_default=True,
+)
+@click.option("--json", "as_json", is_flag=True)
+def users_create(email: str, password: str, role: str, as_json: bool) -> None:
+    """Create an account."""
+    from cadlink.auth.errors import AuthError
+    from cadlink.services import build_auth, build_meta
+    from cadlink.store.meta.errors import MetaStoreError
+
+    settings = _settings()
+    try:
+        user = build_auth(settings, build_meta(settings)).create_user(email, password, role)
+    except (MetaStoreError, AuthError, ValueError) as e:
+        raise click.ClickException(str(e)) from None
+    data = {"id": user.id, "email": user.email, "role": str(user.role)}
+    _emit(as_json, data, f"created {user.role} {user.email} (id {user.id})")
+
+
+@main.group()
+def sites() -> None:
+    """Manage tracked sites."""
+
+
+def _site_dict(site: Any) -> dict[str, Any]:
+    from cadlink.web.routes_sites import site_json
+
+    return site_json(site)
+
+
+@sites.command("create")
+@click.option("--domain", required=True, help="The site's host name, e.g. shop.example.com.")
+@click.option("--name", default=None, help="Display name (default: the domain).")
+@click.option("--timezone", default="UTC", show_default=True, help="IANA zone for reports.")
+@click.option("--origin", "origins", multiple=True, help="Extra allowed origin (repeatable).")
+@click.option("--json", "as_json", is_flag=True, help="Print the site as JSON.")
+def sites_create(
+    domain: str, name: str | None, timezone: str, origins: tuple[str, ...], as_json: bool
+) -> None:
+    """Create a site and print its id (the `data-site` of the tracker tag)."""
+    from cadlink.services import build_meta
+    from cadlink.store.meta.errors import MetaStoreError
+
+    settings = _settings()
+    try:
+        site = build_meta(settings).create_site(domain, name, list(origins) or None, timezone)
+    except MetaStoreError as e:
+        raise click.ClickException(str(e)) from None
+    data = _site_dict(site)
+    _emit(as_json, data, f"created site {site.domain}: id {site.public_id}")
+
+
+@sites.command("list")
+@click.option("--json", "as_json", is_flag=True)
+def sites_list(as_json: bool) -> None:
+    """List sites."""
+    from cadlink.services import build_meta
+
+    all_sites = [_site_dict(s) for s in build_meta(_settings()).list_sites()]
+    text = "\n".join(f"{s['id']}  {s['domain']}  {s['name'] or ''}" for s in all_sites)
+    _emit(as_json, all_sites, text or "no sites yet: cadlink sites create --domain example.com")
+
+
+def _load_demo(
+    settings: Settings, events: Any, site_id: str, days: int, count: int, progress: bool
+) -> int:
+    """Generate history and bulk-load it through the real enrichment and sessionizer."""
+    from collections.abc import Iterator
+
+    from tqdm import tqdm
+
+    from cadlink.events import Envelope
+    from cadlink.ingest.buffer import SpoolReader
+    from cadlink.pipeline.demo import DemoConfig, generate
+    from cadlink.pipeline.enrichment import Enricher
+    from cadlink.pipeline.loader import Loader
+    from cadlink.services import build_geo, build_ua_parser
+
+    # Demo history is "received" when it happened, so the late-event clamp must not apply.
+    enricher = Enricher(build_ua_parser(), build_geo(settings), late_event_hours=24 * (days + 1))
+    # A private, empty spool directory: demo rows go straight to the store, not the live buffer.
+    loader = Loader(SpoolReader(settings.data_dir / "demo-spool"), events, enricher)
+    config = DemoConfig(site_id=site_id, days=days, events=count, end=datetime.now(UTC))
+    with tqdm(total=count, unit="ev", disable=not progress, file=sys.stderr, desc="demo") as bar:
+
+        def chunks() -> Iterator[list[Envelope]]:
+            for chunk in generate(config):
+                bar.update(sum(len(e.events) for e in chunk))
+                yield chunk
+
+        stored = loader.load_history(chunks())
+        bar.set_description("demo (sessions built)")
+    return stored
+
+
+@main.command()
+@click.option(
+    "--site", "site_id", default=None, help="Site id (default: the demo site, created if missing)."
+)
+@click.option("--days", default=30, show_default=True, type=click.IntRange(1, 3650))
+@click.option(
+    "--events", "count", default=50_000, show_default=True, type=click.IntRange(1, 1_000_000_000)
+)
+@click.option("--json", "as_json", is_flag=True)
+def demo(site_id: str | None, days: int, count: int, as_json: bool) -> None:
+    """Generate realistic synthetic history through the real enrichment and sessionizer."""
+    from cadlink.services import build_events, build_meta
+
+    settings = _settings()
+    meta = build_meta(settings)
+    if site_id is None:
+        site = next((s for s in meta.list_sites() if s.domain == "demo-shop.example"), None)
+        site = site or meta.create_site("demo-shop.example", "Demo shop")
+    else:
+        found = meta.get_site(site_id)
+        if found is None:
+            raise click.ClickException(f"no site with id {site_id!r}; see `cadlink sites list`")
+        site = found
+    try:
+        events = build_events(settings)
+    except Exception as e:
+        raise click.ClickException(
+            f"cannot open the event store ({e}); stop `cadlink serve` while generating demo data"
+        ) from None
+    try:
+        stored = _load_demo(settings, events, site.public_id, days, count, not as_json)
+    finally:
+        events.close()
+    _emit(
+        as_json,
+        {"siteId": site.public_id, "stored": stored},
+        f"stored {stored} demo events for {site.domain} ({site.public_id})",
+    )
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,134 @@
+"""Every setting, declared once with its default and meaning.
+
+`docs/configuration.md` is checked against this class by a test, so a setting
+cannot exist without being documented.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_SECRET_KEY = "insecure-development-key-change-me"  # noqa: S105 - refused in production
+
+
+class Settings(BaseSettings):
+    """Typed configuration read from `CADLINK_*` environment variables and `.env`."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="CADLINK_", env_file=".env", extra="ignore", validate_default=True
+    )
+
+    data_dir: Path = Field(
+        Path("./cadlink-data"), description="Directory holding all embedded data."
+    )
+    database_url: str = Field(
+        "",
+        description="Metadata database. Default `sqlite:///<data dir>/meta.sqlite3`; or `postgresql://…`.",
+    )
+    events_url: str = Field(
+        "",
+        description="Event store. Default `duckdb:///<data dir>/events.duckdb`.",
+    )
+    queue_url: str = Field(
+        "",
+        description="Durable buffer. Unset: append-only spool files in the data dir; or `redis://…`.",
+    )
+    secret_key: str = Field(
+        DEFAULT_SECRET_KEY,
+        description="Signs access tokens. Must be set (32+ characters) when `env` is `production`.",
+    )
+    env: Literal["development", "production", "test"] = Field(
+        "development", description="`production` refuses to start with the default secret key."
+    )
+    trusted_proxies: str = Field(
+        "127.0.0.1,::1",
+        description="Comma-separated peers whose `X-Forwarded-For` header is believed.",
+    )
+    host: str = Field("127.0.0.1", description="Address `cadlink serve` binds to.")
+    port: int = Field(8000, description="Port `cadlink serve` listens on.")
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        "info", description="Level of the structured JSON log."
+    )
+
+    # Ingest limits.
+    max_body_bytes: int = Field(262_144, description="Largest collect request body (413 above it).")
+    max_batch_events: int = Field(100, description="Most events accepted in one request.")
+    rate_limit_per_minute: int = Field(
+        1200, description="Collect requests per client IP per minute (429 above it); 0 disables."
+    )
+    rate_limit_burst: int = Field(200, description="Requests a client IP may send at once.")
+    site_refresh_seconds: float = Field(
+        5.0, description="How often the in-memory site map is reloaded from the metadata store."
+    )
+
+    # Durable buffer and loader.
+    spool_max_bytes: int = Field(
+        1_073_741_824, description="Unloaded spool size at which collect answers 503."
+    )
+    spool_segment_bytes: int = Field(
+        16_777_216,
+        description="Size at which a spool segment file is sealed and a new one started.",
+    )
+    spool_fsync: Literal["never", "interval", "always"] = Field(
+        "interval",
+        description="`always` fsyncs before every 2xx; `interval` once a second; `never` leaves it "
+        "to the OS. Every mode survives `kill -9` of the server.",
+    )
+    loader_batch_events: int = Field(10_000, description="Most events the loader writes at once.")
+    loader_interval_seconds: float = Field(
+        0.2,
+        description="How long an idle loader waits before looking for new events (a busy one "
+        "never waits): the longest an accepted event waits to be stored.",
+    )
+    dedup_window_hours: int = Field(
+        1,
+        description="A repeated `eventId` is recognised when its event time is within this many "
+        "hours of the stored one (retries resend the original timestamp).",
+    )
+    late_event_hours: int = Field(
+        72, description="Oldest client timestamp believed; older events are stamped on arrival."
+    )
+
+    # Sessions and privacy.
+    session_timeout_minutes: int = Field(30, description="Inactivity that ends a session.")
+    salt_retention_hours: int = Field(
+        48, description="Age after which a daily visitor salt is deleted."
+    )
+    geoip_country_path: str = Field(
+        "",
+        description="Country database in Tor/IPFire format (Debian `tor-geoipdb`). "
+        "Default: `/usr/share/tor/geoip` when present.",
+    )
+    geoip_mmdb_path: str = Field(
+        "", description="Optional MaxMind/DB-IP `.mmdb` file for region and city."
+    )
+
+    # Accounts.
+    access_token_minutes: int = Field(15, description="Lifetime of an access token.")
+    refresh_token_days: int = Field(30, description="Lifetime of a refresh token.")
+
+    @model_validator(mode="after")
+    def _fill_defaults(self) -> Settings:
+        if not self.database_url:
+            self.database_url = f"sqlite:///{self.data_dir / 'meta.sqlite3'}"
+        if not self.events_url:
+            self.events_url = f"duckdb:///{self.data_dir / 'events.duckdb'}"
+        if self.env == "production" and (
+            self.secret_key == DEFAULT_SECRET_KEY or len(self.secret_key) < 32
+        ):
+            raise ValueError(
+                "CADLINK_SECRET_KEY must be set to a random value of 32+ characters in production"
+            )
+        return self
+
+    @property
+    def trusted_proxy_set(self) -> frozenset[str]:
+        return frozenset(p.strip() for p in self.trusted_proxies.split(",") if p.strip())
+
+    @property
+    def spool_dir(self) -> Path:
+        return self.data_dir / "spool"

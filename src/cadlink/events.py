@@ -1,0 +1,135 @@
+"""The event schema: what the tracker sends, what the buffer holds, what the store keeps.
+
+Pure data definitions, no I/O. Field names on the wire are camelCase (the public contract);
+Python attributes are snake_case.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import msgspec
+
+# Event types every part of the product knows about; custom names are accepted too.
+SEED_EVENT_TYPES: frozenset[str] = frozenset(
+    {
+        "page_view", "page_exit", "scroll_depth", "product_view", "product_hover",
+        "product_click", "product_compare", "product_wishlist", "affiliate_click",
+        "affiliate_hover", "copied_coupon", "shared_product", "search_query", "search_filter",
+        "search_sort", "zero_results", "click", "hover", "focus", "blur", "form_start",
+        "form_submit", "form_abandon", "session_start", "session_end", "heartbeat",
+        "idle_start", "idle_end", "js_error", "api_error", "slow_page", "identify",
+        "web_vitals", "outbound_click", "purchase",
+    }
+)  # fmt: skip
+
+# Events that count as the visitor engaging (a session with one of these is not a bounce).
+ENGAGEMENT_EVENT_TYPES: frozenset[str] = SEED_EVENT_TYPES - {
+    "page_view", "page_exit", "session_start", "session_end", "heartbeat", "idle_start",
+    "idle_end", "js_error", "api_error", "slow_page", "identify", "web_vitals", "hover",
+    "product_hover", "affiliate_hover", "focus", "blur",
+}  # fmt: skip
+
+# Events that make a session "converted"; `revenue` comes from their `properties.revenue`.
+CONVERSION_EVENT_TYPES: frozenset[str] = frozenset(
+    {"affiliate_click", "purchase", "form_submit", "copied_coupon"}
+)
+
+Str64 = Annotated[str, msgspec.Meta(max_length=64)]
+Str128 = Annotated[str, msgspec.Meta(max_length=128)]
+Str512 = Annotated[str, msgspec.Meta(max_length=512)]
+Url = Annotated[str, msgspec.Meta(max_length=2048)]
+EventType = Annotated[
+    str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:\-]+$")
+]
+Timestamp = Annotated[int, msgspec.Meta(ge=0, le=32_503_680_000_000)]  # ms, before year 3000
+
+
+class IncomingEvent(
+    msgspec.Struct, rename="camel", omit_defaults=True, forbid_unknown_fields=False
+):
+    """One event as the tracker sends it. Unknown fields (client device/geo claims) are ignored."""
+
+    event_type: EventType
+    site_id: Str64 | None = None
+    event_id: Str64 | None = None
+    timestamp: Timestamp | None = None
+    session_id: Str128 | None = None
+    visitor_id: Str128 | None = None
+    user_id: Str128 | None = None
+    consent: bool = False
+    page_url: Url | None = None
+    page_path: Url | None = None
+    page_title: Str512 | None = None
+    referrer: Url | None = None
+    screen_resolution: Str64 | None = None
+    viewport: Str64 | None = None
+    utm_source: Str128 | None = None
+    utm_medium: Str128 | None = None
+    utm_campaign: Str128 | None = None
+    utm_term: Str128 | None = None
+    utm_content: Str128 | None = None
+    properties: dict[str, Any] | None = None
+
+
+class IncomingBatch(msgspec.Struct, rename="camel", forbid_unknown_fields=False):
+    """`{"events": [...], "siteId": ...}`: the batch form of a collect request."""
+
+    events: list[IncomingEvent]
+    site_id: Str64 | None = None
+
+
+class Envelope(msgspec.Struct, array_like=True):
+    """What one accepted request puts in the durable buffer.
+
+    It holds no raw IP: the request path derives the anonymous visitor hash and a truncated
+    network prefix (for geo lookup) and forgets the address.
+    """
+
+    received_ms: int
+    site_id: str
+    anon_visitor: int  # keyed daily hash of site, IP and user agent (signed 64-bit)
+    ip_prefix: str  # IPv4 /24 or IPv6 /48, e.g. "203.0.113.0"; "" when unknown
+    user_agent: str
+    events: list[IncomingEvent]
+
+
+# Columns of `analytics_events`, in storage order, with their portable type names.
+# The event stores map these onto their own types.
+EVENT_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("site_id", "text"),
+    ("ts", "timestamp"),
+    ("event_id", "text"),
+    ("event_type", "text"),
+    ("client_ts", "timestamp"),
+    ("received_at", "timestamp"),
+    ("session_id", "text"),
+    ("visitor_id", "int64"),
+    ("user_id", "text"),
+    ("consent", "bool"),
+    ("page_url", "text"),
+    ("page_path", "text"),
+    ("page_title", "text"),
+    ("referrer", "text"),
+    ("referrer_domain", "text"),
+    ("source", "text"),
+    ("channel", "text"),
+    ("device_type", "text"),
+    ("os", "text"),
+    ("os_version", "text"),
+    ("browser", "text"),
+    ("browser_version", "text"),
+    ("screen_resolution", "text"),
+    ("viewport", "text"),
+    ("country", "text"),
+    ("region", "text"),
+    ("city", "text"),
+    ("utm_source", "text"),
+    ("utm_medium", "text"),
+    ("utm_campaign", "text"),
+    ("utm_term", "text"),
+    ("utm_content", "text"),
+    ("properties", "json"),
+)
+
+EVENT_COLUMN_NAMES: tuple[str, ...] = tuple(name for name, _ in EVENT_COLUMNS)

@@ -1,0 +1,1 @@
+"""HTTP → decode → validate → cheap drops → buffer.put → 204. Never touches a database."""

@@ -1,0 +1,48 @@
+"""What every buffer offers the collect endpoint."""
+
+from __future__ import annotations
+
+import threading
+from typing import Protocol
+
+
+class BufferFull(Exception):
+    """The buffer holds as much as it may; the client should retry after `retry_after` s."""
+
+    def __init__(self, message: str, retry_after: int = 5) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class BufferWriter(Protocol):
+    def put(self, payload: bytes, events: int) -> None:
+        """Store one encoded envelope durably, or raise `BufferFull`."""
+
+    def close(self) -> None: ...
+
+    def depth(self) -> dict[str, int]:
+        """Unloaded backlog: {"bytes": …, "envelopes": …} where known."""
+
+
+class Backlog:
+    """Bytes written to the buffer and not yet loaded, shared by writer and loader.
+
+    In embedded mode both live in one process, so a counter behind a lock is exact enough
+    to decide when to answer 503 without touching the disk per request.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._bytes = 0
+
+    def add(self, n: int) -> None:
+        with self._lock:
+            self._bytes += n
+
+    def set(self, n: int) -> None:
+        with self._lock:
+            self._bytes = max(0, n)
+
+    @property
+    def bytes(self) -> int:
+        return self._bytes

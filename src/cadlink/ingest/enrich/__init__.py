@@ -1,0 +1,1 @@
+"""Pure enrichment functions: user agent, bots, geo, referrer/channel, UTM, visitor identity."""

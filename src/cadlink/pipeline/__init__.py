@@ -1,0 +1,1 @@
+"""Off the request path: loader, sessionizer, demo generator. Idempotent."""

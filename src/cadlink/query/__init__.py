@@ -1,0 +1,1 @@
+"""Meaning: report specs → plans (every decision, the site filter included) → dialect SQL."""

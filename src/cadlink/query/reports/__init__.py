@@ -1,0 +1,1 @@
+"""Reports: each turns a `ReportSpec` into plain data through a `Plan`."""

@@ -1,0 +1,144 @@
+"""Product analytics: top products, and affiliate clicks by platform and position.
+
+Events count within the period and the report's filters; a product is the text of
+`properties.productId` (events without one are ignored). Per product:
+
+- `name`: a `properties.productName` of its `product_view` or `product_wishlist` events
+  (the greatest, if several);
+- `views`: `product_view` events; `uniqueViews`: distinct visitors with one;
+- `clicks`: `product_click` events; `affiliateClicks`: `affiliate_click` events;
+- `clickThroughRate`: affiliateClicks / views (0 without views);
+- `wishlist`: `product_wishlist` events; `compare`: `product_compare` events;
+- `revenue`: sum of numeric `properties.revenue` of `purchase` events naming the product.
+
+Sorted by views, then product id; `limit` rows.
+
+The affiliate breakdown counts `affiliate_click` events (`clicks`) and distinct visitors
+(`visitors`) in total, per `properties.platform` and per `properties.position` (as text,
+`null` when absent), each list sorted by clicks, then value, and cut at `limit`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cadlink.query.dialects import dialect_for
+from cadlink.query.plan import EVENTS, Executor, Plan
+from cadlink.query.spec import ReportSpec
+from cadlink.query.sql import Sql, in_list, join, param
+
+PRODUCT_EVENT_TYPES = (
+    "affiliate_click", "product_click", "product_compare", "product_view", "product_wishlist",
+    "purchase",
+)  # fmt: skip
+
+
+def top_products(plan: Plan, db: Executor, limit: int) -> list[dict[str, Any]]:
+    d = plan.dialect
+    # MATERIALIZED, so that `pid IS NOT NULL` reads the extracted value instead of being
+    # pushed into the scan as a second JSON parse per event.
+    inner = (
+        Sql("WITH x AS MATERIALIZED (SELECT e.event_type AS et, e.visitor_id AS v, ")
+        + join(
+            [
+                d.prop("productId") + " AS pid",
+                # Each property read parses the JSON again: read the others only where needed.
+                Sql("CASE WHEN e.event_type IN ('product_view', 'product_wishlist') THEN ")
+                + d.prop("productName")
+                + " END AS name",
+                Sql("CASE WHEN e.event_type = 'purchase' THEN ")
+                + d.prop_number("revenue")
+                + " END AS rev",
+            ]
+        )
+        + f" FROM {EVENTS} e WHERE "
+        + plan.event_where()
+        + " AND "
+        + in_list(Sql("e.event_type"), PRODUCT_EVENT_TYPES)
+        + ") "
+    )
+    sql = (
+        inner
+        + Sql(
+            "SELECT pid, max(name) AS name, "
+            "count(*) FILTER (WHERE et = 'product_view') AS views, "
+            "count(DISTINCT v) FILTER (WHERE et = 'product_view') AS unique_views, "
+            "count(*) FILTER (WHERE et = 'product_click') AS clicks, "
+            "count(*) FILTER (WHERE et = 'affiliate_click') AS affiliate_clicks, "
+            "count(*) FILTER (WHERE et = 'product_wishlist') AS wishlist, "
+            "count(*) FILTER (WHERE et = 'product_compare') AS compare, "
+            "sum(rev) FILTER (WHERE et = 'purchase') AS revenue FROM x "
+        )
+        + "WHERE pid IS NOT NULL GROUP BY pid ORDER BY views DESC, pid LIMIT "
+        + param(limit)
+    )
+    out = []
+    for r in plan.run(db, sql):
+        views, aff = int(r["views"]), int(r["affiliate_clicks"])
+        out.append(
+            {
+                "productId": r["pid"],
+                "name": r["name"],
+                "views": views,
+                "uniqueViews": int(r["unique_views"]),
+                "clicks": int(r["clicks"]),
+                "affiliateClicks": aff,
+                "clickThroughRate": round(aff / views, 4) if views else 0.0,
+                "wishlist": int(r["wishlist"]),
+                "compare": int(r["compare"]),
+                "revenue": round(float(r["revenue"] or 0.0), 2),
+            }
+        )
+    return out
+
+
+def affiliate_breakdown(plan: Plan, db: Executor, limit: int) -> dict[str, Any]:
+    d = plan.dialect
+    grouped = (
+        Sql("SELECT GROUPING(platform) AS gp, GROUPING(position) AS gq, platform, position, ")
+        + "count(*) AS clicks, "
+        + d.distinct("v", approx=False)
+        + " AS visitors FROM (SELECT e.visitor_id AS v, "
+        + d.prop("platform")
+        + " AS platform, "
+        + d.prop("position")
+        + f" AS position FROM {EVENTS} e WHERE "
+        + plan.event_where()
+        + " AND e.event_type = 'affiliate_click') x "
+        "GROUP BY GROUPING SETS ((platform), (position), ())"
+    )
+    # Cut each list in SQL: a site could send any number of distinct platforms.
+    sql = (
+        Sql("SELECT * FROM (SELECT g.*, row_number() OVER (PARTITION BY gp, gq ")
+        + "ORDER BY clicks DESC, platform, position) AS rn FROM ("
+        + grouped
+        + ") g) r WHERE rn <= "
+        + param(limit)
+        + " ORDER BY gp, gq, rn"
+    )
+    total = {"clicks": 0, "visitors": 0}
+    platforms: list[dict[str, Any]] = []
+    positions: list[dict[str, Any]] = []
+    for r in plan.run(db, sql):
+        counts = {"clicks": int(r["clicks"]), "visitors": int(r["visitors"])}
+        if r["gp"] and r["gq"]:
+            total = counts
+        elif not r["gp"]:
+            platforms.append({"platform": r["platform"], **counts})
+        else:
+            positions.append({"position": r["position"], **counts})
+    return {**total, "byPlatform": platforms, "byPosition": positions}
+
+
+def _plan(db: Executor, spec: ReportSpec) -> Plan:
+    return Plan(spec, dialect_for(db.engine))
+
+
+def top(db: Executor, spec: ReportSpec) -> list[dict[str, Any]]:
+    """The top `spec.limit` products by views."""
+    return top_products(_plan(db, spec), db, spec.limit)
+
+
+def affiliate(db: Executor, spec: ReportSpec) -> dict[str, Any]:
+    """Affiliate clicks in total and by platform and position (`spec.limit` rows each)."""
+    return affiliate_breakdown(_plan(db, spec), db, spec.limit)

@@ -1,0 +1,18 @@
+"""Entry points the web layer calls: spec in, plain data out."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cadlink.query.dialects import dialect_for
+from cadlink.query.plan import Executor, Plan
+from cadlink.query.reports import overview
+from cadlink.query.spec import ReportSpec
+
+
+def plan_for(db: Executor, spec: ReportSpec) -> Plan:
+    return Plan(spec, dialect_for(db.engine))
+
+
+def dashboard(db: Executor, spec: ReportSpec) -> dict[str, Any]:
+    return overview.dashboard(plan_for(db, spec), db)

@@ -1,0 +1,195 @@
+"""Builds every long-lived component from `Settings`, in one place, on demand.
+
+`create_app` and the CLI both use this; nothing here runs at import time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from functools import lru_cache
+from pathlib import Path
+
+from cadlink.auth.passwords import PasswordHasher
+from cadlink.auth.service import AuthService
+from cadlink.config import Settings
+from cadlink.ingest.buffer import Backlog, SpoolReader, SpoolWriter
+from cadlink.ingest.enrich.geo import GeoLocator
+from cadlink.ingest.enrich.useragent import UserAgentParser
+from cadlink.ingest.metrics import IngestMetrics
+from cadlink.ingest.salts import SaltRing
+from cadlink.ingest.sites import SiteDirectory, SiteInfo
+from cadlink.pipeline.enrichment import Enricher, Identity
+from cadlink.pipeline.loader import Loader
+from cadlink.store.events import EventStore, open_event_store
+from cadlink.store.meta.db import make_engine, migrate
+from cadlink.store.meta.repository import MetaStore
+
+log = logging.getLogger(__name__)
+
+
+def build_meta(settings: Settings) -> MetaStore:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = make_engine(settings.database_url)
+    migrate(engine)
+    return MetaStore(engine)
+
+
+def build_auth(
+    settings: Settings, meta: MetaStore, hasher: PasswordHasher | None = None
+) -> AuthService:
+    return AuthService(
+        meta,
+        hasher or PasswordHasher(),
+        settings.secret_key,
+        access_minutes=settings.access_token_minutes,
+        refresh_days=settings.refresh_token_days,
+    )
+
+
+@lru_cache(maxsize=4)
+def _geo(country_path: str | None, mmdb_path: str | None) -> GeoLocator:
+    return GeoLocator(country_path, mmdb_path)
+
+
+@lru_cache(maxsize=1)
+def _ua_parser() -> UserAgentParser:
+    return UserAgentParser()
+
+
+def build_geo(settings: Settings) -> GeoLocator:
+    """The geo database, loaded once per process (about 2 s and 60 MB for the Tor files)."""
+    return _geo(settings.geoip_country_path or None, settings.geoip_mmdb_path or None)
+
+
+def build_ua_parser() -> UserAgentParser:
+    """The user-agent parser with its compiled rules and cache, built once per process."""
+    return _ua_parser()
+
+
+def build_events(settings: Settings) -> EventStore:
+    return open_event_store(
+        settings.events_url,
+        session_timeout_minutes=settings.session_timeout_minutes,
+        dedup_window_hours=settings.dedup_window_hours,
+    )
+
+
+def site_infos(meta: MetaStore) -> list[SiteInfo]:
+    return [
+        SiteInfo(
+            public_id=s.public_id,
+            domain=s.domain,
+            allowed_origins=frozenset(s.allowed_origins),
+            respect_dnt=s.respect_dnt,
+        )
+        for s in meta.list_sites()
+    ]
+
+
+@dataclass
+class Services:
+    """Everything a running server holds."""
+
+    settings: Settings
+    meta: MetaStore
+    events: EventStore
+    auth: AuthService
+    sites: SiteDirectory
+    salts: SaltRing
+    backlog: Backlog
+    writer: SpoolWriter
+    loader: Loader
+    ingest_metrics: IngestMetrics = field(default_factory=IngestMetrics)
+    started_at: float = 0.0
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    @classmethod
+    def build(cls, settings: Settings, hasher: PasswordHasher | None = None) -> Services:
+        """Open every store and build every component; `hasher` lets tests use cheap hashes."""
+        meta = build_meta(settings)
+        events = build_events(settings)
+        backlog = Backlog()
+        spool_dir: Path = settings.spool_dir
+        writer = SpoolWriter(
+            spool_dir,
+            segment_bytes=settings.spool_segment_bytes,
+            max_backlog_bytes=settings.spool_max_bytes,
+            fsync=settings.spool_fsync,
+            backlog=backlog,
+        )
+        enricher = Enricher(build_ua_parser(), build_geo(settings), settings.late_event_hours)
+
+        def record_identities(identities: list[Identity]) -> None:
+            for ident in identities:
+                site = meta.get_site(ident.site_id)
+                if site is not None:
+                    meta.upsert_site_user(site.id, ident.user_id, ident.traits, ident.seen_at)
+
+        loader = Loader(
+            SpoolReader(spool_dir),
+            events,
+            enricher,
+            batch_events=settings.loader_batch_events,
+            interval=settings.loader_interval_seconds,
+            backlog=backlog,
+            on_identities=record_identities,
+        )
+
+        async def load_sites() -> list[SiteInfo]:
+            return await asyncio.to_thread(site_infos, meta)
+
+        services = cls(
+            settings=settings,
+            meta=meta,
+            events=events,
+            auth=build_auth(settings, meta, hasher),
+            sites=SiteDirectory(load_sites),
+            salts=SaltRing(),
+            backlog=backlog,
+            writer=writer,
+            loader=loader,
+        )
+        services.refresh_now()
+        return services
+
+    def refresh_now(self) -> None:
+        """Load sites and salts synchronously (start-up, before the first request)."""
+        self.sites.replace(site_infos(self.meta))
+        self.rotate_salts(datetime.now(UTC))
+
+    def rotate_salts(self, now: datetime) -> None:
+        """Ensure today's and tomorrow's salts; delete those older than the retention.
+
+        A salt's age counts from the start of its UTC day, so with 48 h retention yesterday's
+        salt is gone by the end of today and nothing can link a visitor across days after it.
+        """
+        retention = timedelta(hours=self.settings.salt_retention_hours)
+        # delete_salts_older_than removes days that *ended* by the cutoff.
+        self.meta.delete_salts_older_than(now - retention + timedelta(days=1))
+        self.salts.replace(self.meta.ensure_salts(now.date()))
+
+    async def _refresh_loop(self) -> None:
+        interval = self.settings.site_refresh_seconds
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.sites.refresh()
+                await asyncio.to_thread(self.rotate_salts, datetime.now(UTC))
+            except Exception:
+                log.exception("background refresh failed; keeping the previous maps")
+
+    async def start(self) -> None:
+        self.loader.start()
+        self._tasks.append(asyncio.create_task(self._refresh_loop()))
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        self._tasks.clear()
+        await asyncio.to_thread(self.loader.stop)
+        self.writer.close()
+        self.events.close()
+        self.meta.engine.dispose()  # closes pooled connections (PostgreSQL would warn otherwise)

@@ -1,0 +1,1 @@
+"""All I/O: the event stores and the metadata store."""

@@ -1,0 +1,121 @@
+"""The event store interface the loader and the API use."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any, Protocol
+
+import pyarrow as pa
+
+from cadlink.events import EVENT_COLUMNS
+
+_ARROW_TYPES: dict[str, pa.DataType] = {
+    "text": pa.string(),
+    "timestamp": pa.timestamp("ms", tz="UTC"),
+    "int64": pa.int64(),
+    "bool": pa.bool_(),
+    "json": pa.string(),
+}
+
+EVENT_ARROW_SCHEMA = pa.schema([(name, _ARROW_TYPES[kind]) for name, kind in EVENT_COLUMNS])
+
+
+@dataclass
+class StoreBatch:
+    """One loader write: enriched rows, drop counts and the buffer positions they came from.
+
+    The store writes all three in one transaction, which is what makes loading exactly-once:
+    a replay after a crash finds the positions already committed, and a replayed row finds
+    its `event_id` already stored.
+    """
+
+    rows: pa.Table
+    drops: dict[tuple[str, date, str], int] = field(default_factory=dict)
+    positions: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class EventPage:
+    rows: list[dict[str, Any]]
+    next_cursor: tuple[datetime, str] | None
+
+
+class EventStore(Protocol):
+    engine: str  # "duckdb" | "postgresql": which SQL dialect `fetch` speaks
+
+    def init_schema(self) -> None: ...
+
+    def fetch(self, sql: str, params: Sequence[Any]) -> list[dict[str, Any]]:
+        """Run a read-only statement built by the query layer; rows as dicts."""
+
+    def stream(
+        self, table: str, site_id: str, start: datetime, end: datetime, batch_rows: int = 50_000
+    ) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
+        """`events` or `sessions` rows in time order as Arrow batches, in constant memory."""
+
+    def write(self, batch: StoreBatch) -> int:
+        """Store a batch; returns how many new events were stored (duplicates excluded)."""
+
+    def append(self, batch: StoreBatch) -> int:
+        """Bulk-append generated/imported rows (no duplicate check, no session upkeep)."""
+
+    def rebuild_sessions(self, site_id: str) -> int:
+        """Recompute every session of a site from its events (after `append`)."""
+
+    def positions(self) -> dict[str, int]:
+        """Buffer positions committed so far."""
+
+    def forget_positions(self, segments: list[str]) -> None: ...
+
+    def list_events(
+        self,
+        site_id: str,
+        start: datetime,
+        end: datetime,
+        limit: int,
+        after: tuple[datetime, str] | None = None,
+    ) -> EventPage: ...
+
+    def list_sessions(
+        self, site_id: str, start: datetime, end: datetime, limit: int
+    ) -> list[dict[str, Any]]: ...
+
+    def dropped(self, site_id: str, start: date, end: date) -> list[dict[str, Any]]: ...
+
+    def count_events(self, site_id: str | None = None) -> int: ...
+
+    def ping(self) -> dict[str, Any]: ...
+
+    def close(self) -> None: ...
+
+
+def open_event_store(
+    url: str, session_timeout_minutes: int = 30, dedup_window_hours: int = 1
+) -> EventStore:
+    """Pick the event store from its URL (`duckdb:///path` or `postgresql://…`)."""
+    if url.startswith("duckdb://"):
+        from cadlink.store.events.duckdb_store import DuckDBEventStore
+
+        # As SQLAlchemy's sqlite URLs: duckdb:///relative/path, duckdb:////absolute/path.
+        path = url.removeprefix("duckdb://")
+        path = path[1:] if path.startswith("/") else path
+        return DuckDBEventStore(
+            path or ":memory:",
+            session_timeout_minutes=session_timeout_minutes,
+            dedup_window_hours=dedup_window_hours,
+        )
+    scheme, sep, rest = url.partition("://")
+    if sep and scheme in {"postgresql", "postgres", "postgresql+psycopg"}:
+        from cadlink.store.events.postgres_store import PostgresEventStore
+
+        # libpq takes postgresql:// URLs; a SQLAlchemy driver suffix is accepted and dropped.
+        return PostgresEventStore(
+            f"postgresql://{rest}",
+            session_timeout_minutes=session_timeout_minutes,
+            dedup_window_hours=dedup_window_hours,
+        )
+    raise ValueError(
+        f"unsupported CADLINK_EVENTS_URL scheme in {url!r}; use duckdb:///path or postgresql://…"
+    )

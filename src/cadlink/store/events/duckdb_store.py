@@ -1,0 +1,338 @@
+"""The embedded event store: one DuckDB file, one writer, many readers.
+
+DuckDB allows a single writing process. The loader thread owns `self._con` for writes; API
+reads use cursors (`con.cursor()`), which DuckDB runs concurrently with the writer.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Sequence
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from cadlink.events import EVENT_COLUMN_NAMES
+from cadlink.store.events import rollups
+from cadlink.store.events.base import EventPage, StoreBatch
+from cadlink.store.events.duckdb_schema import (
+    EVENTS_DDL,
+    SCHEMA_VERSION,
+    SESSIONS_DDL,
+    SUPPORT_DDL,
+)
+from cadlink.store.events.duckdb_sessions import (
+    AFFECTED_SQL,
+    BOUNCE_MAX_MS,
+    DELETE_SQL,
+    INSERT_SQL,
+)
+
+_COLUMNS = ", ".join(EVENT_COLUMN_NAMES)
+
+
+class DuckDBEventStore:
+    engine = "duckdb"
+
+    def __init__(
+        self, path: str, *, session_timeout_minutes: int = 30, dedup_window_hours: int = 1
+    ) -> None:
+        if path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self.gap_seconds = session_timeout_minutes * 60
+        self.dedup_window = timedelta(hours=dedup_window_hours)
+        self._con = duckdb.connect(path)
+        self._write_lock = threading.Lock()
+        self.init_schema()
+
+    def init_schema(self) -> None:
+        with self._write_lock:
+            self._con.execute(EVENTS_DDL)
+            self._con.execute(SESSIONS_DDL)
+            for ddl in SUPPORT_DDL:
+                self._con.execute(ddl)
+            for name, ddl, _, rebuild, _, _ in rollups.TABLES:
+                existed = self._con.execute(
+                    "SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [name]
+                ).fetchone()
+                self._con.execute(rollups.render(ddl, "duckdb"))
+                if existed is not None and existed[0] == 0:
+                    # A store from before this rollup existed: derive it once from the events.
+                    sites = self._con.execute(
+                        "SELECT DISTINCT site_id FROM analytics_events"
+                    ).fetchall()
+                    for (site,) in sites:
+                        self._con.execute(rollups.render(rebuild, "duckdb"), {"site": site})
+            self._con.execute(
+                "INSERT OR REPLACE INTO schema_info VALUES ('version', ?)", [SCHEMA_VERSION]
+            )
+
+    def _reader(self) -> duckdb.DuckDBPyConnection:
+        return self._con.cursor()
+
+    # -- writes ---------------------------------------------------------------------------
+
+    def write(self, batch: StoreBatch) -> int:
+        with self._write_lock:
+            con = self._con
+            con.execute("BEGIN TRANSACTION")
+            try:
+                inserted = self._insert(con, batch) if batch.rows.num_rows else 0
+                self._add_drops(con, batch.drops)
+                for segment, position in batch.positions.items():
+                    con.execute(
+                        "INSERT OR REPLACE INTO loader_positions VALUES (?, ?)", [segment, position]
+                    )
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+            return inserted
+
+    @staticmethod
+    def _add_drops(con: duckdb.DuckDBPyConnection, drops: dict[tuple[str, date, str], int]) -> None:
+        if not drops:
+            return
+        rows = ", ".join("(?, ?, ?, ?)" for _ in drops)
+        params = [v for (site, day, reason), n in drops.items() for v in (site, day, reason, n)]
+        con.execute(
+            f"INSERT INTO dropped_events VALUES {rows} "
+            "ON CONFLICT (site_id, day, reason) "
+            "DO UPDATE SET count = dropped_events.count + excluded.count",
+            params,
+        )
+
+    def append(self, batch: StoreBatch) -> int:
+        """Bulk path for freshly generated or imported history: append rows without the
+        duplicate check or session upkeep; call `rebuild_sessions` once afterwards."""
+        with self._write_lock:
+            con = self._con
+            con.execute("BEGIN TRANSACTION")
+            try:
+                con.register("batch_in", batch.rows)
+                con.execute(
+                    f"INSERT INTO analytics_events SELECT {_COLUMNS} FROM batch_in "
+                    "ORDER BY site_id, ts"
+                )
+                con.unregister("batch_in")
+                self._add_drops(con, batch.drops)
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+        return int(batch.rows.num_rows)
+
+    def rebuild_sessions(self, site_id: str) -> int:
+        """Recompute every session of a site from its events; returns the session count."""
+        with self._write_lock:
+            con = self._con
+            con.execute("BEGIN TRANSACTION")
+            try:
+                con.execute(
+                    "CREATE OR REPLACE TEMP TABLE affected AS SELECT site_id, visitor_id, "
+                    "min(ts) AS lo, max(ts) AS hi FROM analytics_events WHERE site_id = ? "
+                    "GROUP BY ALL",
+                    [site_id],
+                )
+                bounds = con.execute("SELECT min(lo), max(hi) FROM affected").fetchone()
+                con.execute("DELETE FROM sessions WHERE site_id = ?", [site_id])
+                for _, _, delete, insert, _, _ in rollups.TABLES:
+                    con.execute(rollups.render(delete, "duckdb"), {"site": site_id})
+                    con.execute(rollups.render(insert, "duckdb"), {"site": site_id})
+                if bounds is not None and bounds[0] is not None:
+                    con.execute(
+                        INSERT_SQL,
+                        {"gap": self.gap_seconds, "lo": bounds[0], "hi": bounds[1],
+                         "bounce_ms": BOUNCE_MAX_MS},
+                    )  # fmt: skip
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+            row = con.execute(
+                "SELECT count(*) FROM sessions WHERE site_id = ?", [site_id]
+            ).fetchone()
+        return int(row[0]) if row else 0
+
+    def _insert(self, con: duckdb.DuckDBPyConnection, batch: StoreBatch) -> int:
+        rows = batch.rows
+        con.register("batch_in", rows)
+        try:
+            ts = rows.column("ts")
+            lo = pc.min(ts).as_py() - self.dedup_window
+            hi = pc.max(ts).as_py() + self.dedup_window
+            # One row per event id within the batch, then only ids not already stored. A
+            # repeat carries the original's event time (tracker retries resend the event as
+            # it was; a replayed buffer record is identical), so searching stored rows whose
+            # time is within the window of the batch finds it, and reads only those row groups.
+            con.execute(
+                f"""
+                CREATE OR REPLACE TEMP TABLE new_rows AS
+                SELECT {_COLUMNS} FROM (
+                    SELECT *, row_number() OVER (
+                        PARTITION BY site_id, event_id ORDER BY received_at
+                    ) AS rn
+                    FROM batch_in
+                ) b
+                WHERE rn = 1 AND NOT EXISTS (
+                    SELECT 1 FROM analytics_events e
+                    WHERE e.ts >= $lo AND e.ts <= $hi AND e.site_id = b.site_id
+                      AND e.event_id = b.event_id
+                )
+                """,
+                {"lo": lo, "hi": hi},
+            )
+        finally:
+            con.unregister("batch_in")
+        result = con.execute("SELECT count(*), min(ts), max(ts) FROM new_rows").fetchone()
+        assert result is not None
+        inserted, lo, hi = result
+        if not inserted:
+            return 0
+        con.execute(
+            f"INSERT INTO analytics_events SELECT {_COLUMNS} FROM new_rows ORDER BY site_id, ts"
+        )
+        self._rebuild_sessions(con, lo, hi)
+        self._update_rollups(con, lo, hi)
+        return int(inserted)
+
+    @staticmethod
+    def _update_rollups(con: duckdb.DuckDBPyConnection, lo: datetime, hi: datetime) -> None:
+        """Recompute the (site, hour, visitor) rollup rows the new events touched."""
+        hour_lo = lo.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+        con.execute("DROP TABLE IF EXISTS touched_hours")
+        con.execute(rollups.render(rollups.TOUCHED_SQL, "duckdb"))
+        for _, _, _, _, delete, insert in rollups.TABLES:
+            con.execute(rollups.render(delete, "duckdb"))
+            con.execute(
+                rollups.render(insert, "duckdb"), {"lo": hour_lo, "hi": hi + timedelta(hours=1)}
+            )
+
+    def _rebuild_sessions(self, con: duckdb.DuckDBPyConnection, lo: datetime, hi: datetime) -> None:
+        gap = self.gap_seconds
+        con.execute(AFFECTED_SQL, {"gap": gap})
+        bounds = con.execute("SELECT min(lo), max(hi) FROM affected").fetchone()
+        assert bounds is not None
+        con.execute(DELETE_SQL)
+        con.execute(
+            INSERT_SQL,
+            {"gap": gap, "lo": bounds[0], "hi": bounds[1], "bounce_ms": BOUNCE_MAX_MS},
+        )
+
+    def positions(self) -> dict[str, int]:
+        with self._write_lock:
+            rows = self._con.execute("SELECT segment, position FROM loader_positions").fetchall()
+        return {str(s): int(p) for s, p in rows}
+
+    def forget_positions(self, segments: list[str]) -> None:
+        if not segments:
+            return
+        with self._write_lock:
+            self._con.execute(
+                "DELETE FROM loader_positions WHERE list_contains(?, segment)", [segments]
+            )
+
+    # -- reads ----------------------------------------------------------------------------
+
+    def list_events(
+        self,
+        site_id: str,
+        start: datetime,
+        end: datetime,
+        limit: int,
+        after: tuple[datetime, str] | None = None,
+    ) -> EventPage:
+        params: dict[str, Any] = {"site": site_id, "start": start, "end": end, "limit": limit + 1}
+        keyset = ""
+        if after is not None:
+            keyset = "AND (ts, event_id) > ($after_ts, $after_id)"
+            params |= {"after_ts": after[0], "after_id": after[1]}
+        cur = self._reader()
+        cur.execute(
+            f"""
+            SELECT {_COLUMNS} FROM analytics_events
+            WHERE site_id = $site AND ts >= $start AND ts < $end {keyset}
+            ORDER BY ts, event_id LIMIT $limit
+            """,
+            params,
+        )
+        rows = _dicts(cur)
+        next_cursor = None
+        if len(rows) > limit:
+            rows = rows[:limit]
+            next_cursor = (rows[-1]["ts"], rows[-1]["event_id"])
+        return EventPage(rows=rows, next_cursor=next_cursor)
+
+    def list_sessions(
+        self, site_id: str, start: datetime, end: datetime, limit: int
+    ) -> list[dict[str, Any]]:
+        cur = self._reader()
+        cur.execute(
+            "SELECT * FROM sessions WHERE site_id = ? AND started_at >= ? AND started_at < ? "
+            "ORDER BY started_at, session_key LIMIT ?",
+            [site_id, start, end, limit],
+        )
+        return _dicts(cur)
+
+    def dropped(self, site_id: str, start: date, end: date) -> list[dict[str, Any]]:
+        cur = self._reader()
+        cur.execute(
+            "SELECT day, reason, count FROM dropped_events "
+            "WHERE site_id = ? AND day BETWEEN ? AND ? ORDER BY day, reason",
+            [site_id, start, end],
+        )
+        return _dicts(cur)
+
+    def count_events(self, site_id: str | None = None) -> int:
+        cur = self._reader()
+        if site_id is None:
+            row = cur.execute("SELECT count(*) FROM analytics_events").fetchone()
+        else:
+            row = cur.execute(
+                "SELECT count(*) FROM analytics_events WHERE site_id = ?", [site_id]
+            ).fetchone()
+        return int(row[0]) if row else 0
+
+    def stream(
+        self, table: str, site_id: str, start: datetime, end: datetime, batch_rows: int = 50_000
+    ) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
+        """Rows of `events` or `sessions` in time order, as Arrow batches (constant memory)."""
+        if table == "events":
+            sql = (
+                f"SELECT {_COLUMNS} FROM analytics_events WHERE site_id = ? AND ts >= ? "
+                "AND ts < ? ORDER BY ts, event_id"
+            )
+        elif table == "sessions":
+            sql = (
+                "SELECT * FROM sessions WHERE site_id = ? AND started_at >= ? "
+                "AND started_at < ? ORDER BY started_at, session_key"
+            )
+        else:
+            raise ValueError(f"cannot stream {table!r}")
+        relation = self._reader().sql(sql, params=[site_id, start, end])
+        reader: pa.RecordBatchReader = relation.to_arrow_reader(batch_rows)
+        return reader.schema, iter(reader)
+
+    def fetch(self, sql: str, params: Sequence[Any]) -> list[dict[str, Any]]:
+        """Run a read-only statement from the query layer on a reader cursor."""
+        cur = self._reader()
+        cur.execute(sql, list(params))
+        return _dicts(cur)
+
+    def ping(self) -> dict[str, Any]:
+        row = self._reader().execute("SELECT version()").fetchone()
+        return {"engine": "duckdb", "version": row[0] if row else None, "path": self.path}
+
+    def close(self) -> None:
+        with self._write_lock:
+            self._con.close()
+
+
+def _dicts(cur: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
+    names = [d[0] for d in cur.description or ()]
+    return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]

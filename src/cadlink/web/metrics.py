@@ -1,0 +1,82 @@
+"""`GET /metrics`: Prometheus text format, built from plain counters at scrape time."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Iterator
+
+from fastapi import APIRouter, Request
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+from starlette.responses import Response
+
+from cadlink.services import Services
+
+router = APIRouter(tags=["operations"])
+
+
+class HttpCounters:
+    """Requests by route group and status class, counted by a small ASGI wrapper."""
+
+    def __init__(self) -> None:
+        self.requests: Counter[tuple[str, str]] = Counter()
+
+
+class CadlinkCollector(Collector):
+    def __init__(self, svc: Services, http: HttpCounters) -> None:
+        self.svc = svc
+        self.http = http
+
+    def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
+        m = self.svc.ingest_metrics
+        req = CounterMetricFamily(
+            "cadlink_http_requests", "HTTP requests", labels=["route", "status"]
+        )
+        for (route, status), n in self.http.requests.items():
+            req.add_metric([route, status], n)
+        yield req
+        acc = CounterMetricFamily("cadlink_events_accepted", "Events accepted by the collect API")
+        acc.add_metric([], m.events_accepted)
+        yield acc
+        rej = CounterMetricFamily(
+            "cadlink_events_rejected", "Events refused by the collect API", labels=["reason"]
+        )
+        for reason, n in m.events_rejected.items():
+            rej.add_metric([reason], n)
+        yield rej
+        dropped = CounterMetricFamily(
+            "cadlink_events_dropped", "Accepted events not stored on purpose", labels=["reason"]
+        )
+        for reason, n in m.events_dropped.items():
+            dropped.add_metric([reason], n)
+        dropped.add_metric(["bot"], self.svc.loader.stats.events_dropped)
+        yield dropped
+        stored = CounterMetricFamily("cadlink_events_stored", "Events written to the event store")
+        stored.add_metric([], self.svc.loader.stats.events_stored)
+        yield stored
+        depth = GaugeMetricFamily("cadlink_buffer_backlog_bytes", "Bytes buffered, not yet loaded")
+        depth.add_metric([], self.svc.backlog.bytes)
+        yield depth
+        lag = GaugeMetricFamily("cadlink_loader_lag_seconds", "Age of the oldest unloaded event")
+        last = self.svc.loader.stats.last_event_received_ms
+        lag.add_metric(
+            [], max(0.0, time.time() - last / 1000) if self.svc.backlog.bytes and last else 0.0
+        )
+        yield lag
+        errors = CounterMetricFamily("cadlink_loader_errors", "Loader batches that failed")
+        errors.add_metric([], self.svc.loader.stats.errors)
+        yield errors
+
+
+def make_registry(svc: Services, http: HttpCounters) -> CollectorRegistry:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(CadlinkCollector(svc, http))
+    return registry
+
+
+@router.get("/metrics", response_class=Response)
+async def metrics(request: Request) -> Response:
+    registry: CollectorRegistry = request.app.state.metrics_registry
+    return Response(generate_latest(registry), media_type="text/plain; version=0.0.4")

@@ -1,0 +1,58 @@
+"""Health checks (public) for load balancers and operators."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from fastapi import APIRouter, Depends
+from starlette.responses import JSONResponse
+
+from cadlink import __version__
+from cadlink.services import Services
+from cadlink.web.deps import services
+from cadlink.web.responses import error_body, ok
+
+router = APIRouter(prefix="/api/health", tags=["health"])
+
+
+@router.get("")
+async def health(svc: Services = Depends(services)) -> dict[str, Any]:
+    return ok(
+        {
+            "status": "ok",
+            "version": __version__,
+            "uptimeSeconds": round(time.time() - svc.started_at, 1),
+        }
+    )
+
+
+@router.get("/db", response_model=None)
+async def health_db(svc: Services = Depends(services)) -> dict[str, Any] | JSONResponse:
+    try:
+        meta = await asyncio.to_thread(svc.meta.ping)
+        events = await asyncio.to_thread(svc.events.ping)
+    except Exception as e:  # report, don't crash: this is what the endpoint is for
+        return JSONResponse(error_body("database_unavailable", str(e)), 503)
+    return ok({"status": "ok", "metadata": meta, "events": events})
+
+
+@router.get("/queue")
+async def health_queue(svc: Services = Depends(services)) -> dict[str, Any]:
+    stats = svc.loader.stats
+    lag = 0.0
+    if svc.backlog.bytes and stats.last_event_received_ms:
+        lag = max(0.0, time.time() - stats.last_event_received_ms / 1000)
+    return ok(
+        {
+            "status": "ok" if stats.errors == 0 or svc.backlog.bytes == 0 else "degraded",
+            "kind": "spool",
+            "backlogBytes": svc.backlog.bytes,
+            "maxBacklogBytes": svc.settings.spool_max_bytes,
+            "loaderLagSeconds": round(lag, 3),
+            "eventsStored": stats.events_stored,
+            "eventsDropped": stats.events_dropped,
+            "loaderErrors": stats.errors,
+        }
+    )

@@ -1,0 +1,114 @@
+"""The `cadlink` command line, run as a user would run it."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from server_process import CADLINK, base_env, cli
+
+COMMANDS = [
+    ["--help"], ["serve", "--help"], ["worker", "--help"], ["init", "--help"], ["users", "create", "--help"],
+    ["sites", "create", "--help"], ["sites", "list", "--help"], ["demo", "--help"],
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("args", COMMANDS, ids=" ".join)
+def test_every_command_has_help(args: list[str], tmp_path: Path) -> None:
+    out = subprocess.run(
+        [CADLINK, *args], env=base_env(tmp_path), capture_output=True, text=True, check=False
+    )
+    assert out.returncode == 0, out.stderr
+    assert "Usage:" in out.stdout
+
+
+def test_sites_create_json_prints_the_site_with_its_id(tmp_path: Path) -> None:
+    env = base_env(tmp_path / "d")
+    site = cli(env, "sites", "create", "--domain", "Shop.Example.com", "--name", "My shop")
+    assert set(site) >= {"id", "domain", "name", "allowedOrigins", "timezone"}
+    assert site["domain"] == "shop.example.com"
+    listed = cli(env, "sites", "list")
+    assert [s["id"] for s in listed] == [site["id"]]
+
+
+def test_bad_input_gives_a_clear_error_and_nonzero_exit(tmp_path: Path) -> None:
+    env = base_env(tmp_path / "d")
+    out = subprocess.run(
+        [CADLINK, "sites", "create", "--domain", "not a domain"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert out.returncode != 0
+    assert "Error" in out.stderr
+    out = subprocess.run(
+        [CADLINK, "users", "create", "--email", "a@b.example", "--password", "short"],
+        env=env, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert out.returncode != 0
+    assert "password" in out.stderr.lower()
+
+
+def test_users_create(tmp_path: Path) -> None:
+    env = base_env(tmp_path / "d")
+    user = cli(
+        env,
+        "users",
+        "create",
+        "--email",
+        "ana@shop.example",
+        "--password",
+        "long-enough-1",
+        "--role",
+        "ANALYST",
+    )
+    assert user["role"] == "ANALYST"
+
+
+def test_production_refuses_the_default_secret(tmp_path: Path) -> None:
+    env = base_env(tmp_path / "d", CADLINK_ENV="production")
+    env.pop("CADLINK_SECRET_KEY")
+    out = subprocess.run(
+        [CADLINK, "sites", "list"], env=env, capture_output=True, text=True, check=False
+    )
+    assert out.returncode != 0
+    assert "CADLINK_SECRET_KEY" in out.stderr
+
+
+def test_init_with_admin_and_demo_is_idempotent(tmp_path: Path) -> None:
+    data = tmp_path / "d"
+    env = base_env(data)
+    first = cli(env, "init", "--ensure-admin", "admin@cadlink.local", "--demo")
+    assert first["admin"]["created"] is True
+    password = (data / "initial-admin-password").read_text().strip()
+    assert len(password) >= 12
+    second = cli(env, "init", "--ensure-admin", "admin@cadlink.local", "--demo")
+    assert second["admin"]["created"] is False
+    assert second["demoSite"] == first["demoSite"]
+    con = duckdb.connect(str(data / "events.duckdb"), read_only=True)
+    n, days = con.execute(
+        "SELECT count(*), count(DISTINCT CAST(ts AS DATE)) FROM analytics_events WHERE site_id = ?",
+        [first["demoSite"]],
+    ).fetchone() or (0, 0)
+    sessions = con.execute("SELECT count(*) FROM sessions").fetchone()
+    con.close()
+    assert n > 30_000  # the second init did not add more
+    assert days >= 29
+    assert sessions is not None and sessions[0] > 1000
+
+
+def test_demo_for_a_given_site(tmp_path: Path) -> None:
+    env = base_env(tmp_path / "d")
+    site = cli(env, "sites", "create", "--domain", "d.example")
+    out = cli(env, "demo", "--site", site["id"], "--days", "3", "--events", "5000")
+    assert out["siteId"] == site["id"]
+    assert 3000 < out["stored"] <= 5500
+    missing = subprocess.run(
+        [CADLINK, "demo", "--site", "nope"], env=env, capture_output=True, text=True, check=False
+    )
+    assert missing.returncode != 0
+    assert "no site" in missing.stderr

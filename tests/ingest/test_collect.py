@@ -1,0 +1,286 @@
+"""The collect API, end to end through the real app, buffer, loader and DuckDB."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cadlink_fixtures import Running, make_settings, start_app, wait_for
+
+CHROME = (
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 "
+    "(KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36"
+)
+UA = {"User-Agent": CHROME}
+
+
+def event(**fields: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "eventType": "page_view",
+        "eventId": uuid.uuid4().hex,
+        "timestamp": int(time.time() * 1000),
+        "pageUrl": "https://shop.example/products/red-shoes?utm_source=newsletter&utm_medium=email",
+        "pageTitle": "Red shoes",
+    }
+    base.update(fields)
+    return base
+
+
+def test_single_event_is_accepted_with_204_and_stored_enriched(running: Running) -> None:
+    ev = event(siteId=running.site_id, referrer="https://www.google.com/search?q=shoes")
+    r = running.client.post("/api/v1/collect", json=ev, headers=UA)
+    assert r.status_code == 204, r.text
+    assert r.content == b""
+    [stored] = running.stored(1)
+    assert stored["eventId"] == ev["eventId"]
+    assert stored["eventType"] == "page_view"
+    assert stored["pagePath"] == "/products/red-shoes"
+    assert stored["browser"] == "Chrome"
+    assert stored["os"] == "Windows"
+    assert stored["deviceType"] == "desktop"
+    assert stored["utmSource"] == "newsletter"
+    assert stored["utmMedium"] == "email"
+    assert stored["channel"] == "email"  # UTM medium wins over the search referrer
+    assert stored["timestamp"] == ev["timestamp"]
+
+
+def test_batch_with_top_level_site_id_as_text_plain(running: Running) -> None:
+    body = {"siteId": running.site_id, "events": [event(), event(eventType="click")]}
+    r = running.client.post(
+        "/api/v1/collect/batch",
+        content=json.dumps(body),
+        headers={**UA, "Content-Type": "text/plain;charset=UTF-8"},
+    )
+    assert r.status_code == 200
+    assert r.json() == {"success": True, "queued": 2}
+    assert {e["eventType"] for e in running.stored(2)} == {"page_view", "click"}
+
+
+def test_duplicate_event_ids_are_stored_once(running: Running) -> None:
+    ev = event(siteId=running.site_id)
+    for _ in range(3):
+        assert running.client.post("/api/v1/collect", json=ev, headers=UA).status_code == 204
+    dup_in_batch = {"siteId": running.site_id, "events": [ev, ev, event()]}
+    assert running.client.post("/api/v1/collect", json=dup_in_batch, headers=UA).status_code == 204
+    stored = running.stored(2)
+    time.sleep(0.3)
+    stored = running.stored(2)
+    assert len(stored) == 2
+    assert sorted(e["eventId"] for e in stored).count(ev["eventId"]) == 1
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"eventType": "page_view"}, "siteId"),
+        ({"siteId": "S", "eventType": ""}, "eventType"),
+        ({"siteId": "S", "eventType": "page_view", "timestamp": "yesterday"}, "timestamp"),
+        ({"siteId": "S", "eventType": "page_view", "pageUrl": "x" * 3000}, "pageUrl"),
+        ({"siteId": "S", "eventType": "page_view", "consent": "yes"}, "consent"),
+        ({"siteId": "S", "events": [{"eventType": "ok"}, {"pageUrl": "/"}]}, "events[1]"),
+        ({"siteId": "S", "events": "nope"}, "events"),
+    ],
+)
+def test_invalid_input_is_400_naming_the_field_and_nothing_is_stored(
+    running: Running, body: dict[str, Any], field: str
+) -> None:
+    raw = json.dumps(body).replace('"S"', json.dumps(running.site_id))
+    r = running.client.post("/api/v1/collect", content=raw, headers=UA)
+    assert r.status_code == 400, r.text
+    err = r.json()["error"]
+    assert r.json()["success"] is False
+    assert err["details"]["field"].startswith(field), err
+    assert err["message"]
+    assert r.headers["x-cadlink-rejected"] == err["code"]
+    time.sleep(0.3)
+    assert running.services.events.count_events() == 0
+
+
+def test_a_batch_with_one_bad_event_stores_none(running: Running) -> None:
+    body = {"siteId": running.site_id, "events": [event(), event(timestamp=-5)]}
+    r = running.client.post("/api/v1/collect", json=body, headers=UA)
+    assert r.status_code == 400
+    assert r.json()["error"]["details"]["field"] == "events[1].timestamp"
+    time.sleep(0.3)
+    assert running.services.events.count_events() == 0
+
+
+def test_malformed_json_and_empty_body(running: Running) -> None:
+    r = running.client.post("/api/v1/collect", content=b"{not json", headers=UA)
+    assert r.status_code == 400
+    assert r.json()["error"]["code"] == "invalid_json"
+    r = running.client.post("/api/v1/collect", content=b"", headers=UA)
+    assert r.status_code == 400
+    assert r.json()["error"]["code"] == "empty_body"
+
+
+def test_unknown_site_is_400(running: Running) -> None:
+    r = running.client.post("/api/v1/collect", json=event(siteId="no-such-site"), headers=UA)
+    assert r.status_code == 400
+    assert r.json()["error"] == {
+        "code": "unknown_site",
+        "message": "no site with id 'no-such-site'",
+        "details": {"field": "siteId"},
+    }
+
+
+def test_site_created_after_start_is_accepted_at_once(running: Running) -> None:
+    site = running.services.meta.create_site("late.example")
+    time.sleep(1.05)  # the miss-triggered refresh is rate limited to once a second
+    r = running.client.post("/api/v1/collect", json=event(siteId=site.public_id), headers=UA)
+    assert r.status_code == 204, r.text
+
+
+def test_too_many_events_and_too_large_body(running: Running) -> None:
+    body = {"siteId": running.site_id, "events": [event() for _ in range(101)]}
+    r = running.client.post("/api/v1/collect", json=body, headers=UA)
+    assert r.status_code == 400
+    assert r.json()["error"]["code"] == "too_many_events"
+    huge = {"siteId": running.site_id, "eventType": "x", "properties": {"blob": "a" * 300_000}}
+    r = running.client.post("/api/v1/collect", json=huge, headers=UA)
+    assert r.status_code == 413
+    assert r.json()["error"]["code"] == "body_too_large"
+
+
+def test_cors_allows_the_sites_origins_and_refuses_others(running: Running) -> None:
+    ev = event(siteId=running.site_id)
+    ok = running.client.post(
+        "/api/v1/collect", json=ev, headers={**UA, "Origin": "https://www.shop.example"}
+    )
+    assert ok.status_code == 204
+    assert ok.headers["access-control-allow-origin"] == "https://www.shop.example"
+    bad = running.client.post(
+        "/api/v1/collect",
+        json=event(siteId=running.site_id),
+        headers={**UA, "Origin": "https://evil.example"},
+    )
+    assert bad.status_code == 403
+    assert bad.json()["error"]["code"] == "origin_not_allowed"
+    pre = running.client.options(
+        "/api/v1/collect",
+        headers={"Origin": "https://shop.example", "Access-Control-Request-Method": "POST"},
+    )
+    assert pre.status_code == 204
+    assert "POST" in pre.headers["access-control-allow-methods"]
+    assert len(running.stored(1)) == 1
+
+
+def test_dnt_and_gpc_are_honoured_by_default(running: Running) -> None:
+    for header in ({"DNT": "1"}, {"Sec-GPC": "1"}):
+        r = running.client.post(
+            "/api/v1/collect", json=event(siteId=running.site_id), headers={**UA, **header}
+        )
+        assert r.status_code == 204
+    running.client.post("/api/v1/collect", json=event(siteId=running.site_id), headers=UA)
+    time.sleep(0.3)
+    assert len(running.stored(1)) == 1
+    assert running.services.ingest_metrics.events_dropped["dnt"] == 2
+
+
+def test_bots_are_dropped_and_counted_per_day_and_reason(running: Running) -> None:
+    googlebot = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"
+    headless = CHROME.replace("Chrome/", "HeadlessChrome/")
+    for ua in (googlebot, headless, headless):
+        r = running.client.post(
+            "/api/v1/collect", json=event(siteId=running.site_id), headers={"User-Agent": ua}
+        )
+        assert r.status_code == 204
+    running.client.post("/api/v1/collect", json=event(siteId=running.site_id), headers=UA)
+    running.stored(1)
+
+    def dropped() -> list[dict[str, Any]] | None:
+        r = running.client.get(
+            "/api/v1/analytics/dropped", params={"siteId": running.site_id}, headers=running.auth
+        )
+        rows: list[dict[str, Any]] = r.json()["data"]
+        return rows if sum(x["count"] for x in rows) == 3 else None
+
+    rows = wait_for(dropped)
+    by_reason = {x["reason"]: x["count"] for x in rows}
+    assert sum(by_reason.values()) == 3
+    assert len(by_reason) == 2
+    assert running.services.events.count_events() == 1
+
+
+def test_consent_decides_which_visitor_id_is_used(running: Running) -> None:
+    sid = running.site_id
+    a = event(siteId=sid, visitorId="client-visitor-1", consent=True)
+    b = event(siteId=sid, visitorId="client-visitor-1", consent=True)
+    c = event(siteId=sid, visitorId="client-visitor-1", consent=False)
+    d = event(siteId=sid)
+    running.client.post("/api/v1/collect", json={"events": [a, b]}, headers=UA)
+    running.client.post("/api/v1/collect", json={"events": [c, d]}, headers=UA)
+    rows = {e["eventId"]: e for e in running.stored(4)}
+    assert rows[a["eventId"]]["visitorId"] == rows[b["eventId"]]["visitorId"]
+    # without consent the client id is ignored: the daily anonymous hash applies to both
+    assert rows[c["eventId"]]["visitorId"] == rows[d["eventId"]]["visitorId"]
+    assert rows[c["eventId"]]["visitorId"] != rows[a["eventId"]]["visitorId"]
+
+
+def test_client_device_and_geo_claims_are_ignored(running: Running) -> None:
+    ev = event(siteId=running.site_id, deviceType="tablet", browser="Netscape", country="ZZ")
+    running.client.post("/api/v1/collect", json=ev, headers=UA)
+    [row] = running.stored(1)
+    assert row["deviceType"] == "desktop"
+    assert row["browser"] == "Chrome"
+    assert row["country"] != "ZZ"
+
+
+def test_rate_limit_answers_429_with_retry_after(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path / "d", rate_limit_per_minute=60, rate_limit_burst=3)
+    app = start_app(settings)
+    run = next(app)
+    try:
+        codes = [
+            run.client.post(
+                "/api/v1/collect", json=event(siteId=run.site_id), headers=UA
+            ).status_code
+            for _ in range(5)
+        ]
+        assert codes[:3] == [204, 204, 204]
+        assert codes[3:] == [429, 429]
+        r = run.client.post("/api/v1/collect", json=event(siteId=run.site_id), headers=UA)
+        assert int(r.headers["retry-after"]) >= 1
+        assert r.json()["error"]["code"] == "rate_limited"
+    finally:
+        app.close()
+
+
+def test_full_buffer_answers_503_with_retry_after(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path / "d", spool_max_bytes=1)
+    app = start_app(settings)
+    run = next(app)
+    try:
+        run.services.loader.stop()  # nothing drains the buffer
+        first = run.client.post("/api/v1/collect", json=event(siteId=run.site_id), headers=UA)
+        assert first.status_code == 204
+        r = run.client.post("/api/v1/collect", json=event(siteId=run.site_id), headers=UA)
+        assert r.status_code == 503
+        assert r.headers["retry-after"]
+        assert r.json()["error"]["code"] == "overloaded"
+    finally:
+        app.close()
+
+
+def test_x_forwarded_for_is_used_only_from_trusted_proxies(running: Running) -> None:
+    # the test client's peer (203.0.113.77) is not a trusted proxy: its XFF header is ignored,
+    # so both requests hash to the same anonymous visitor.
+    sid = running.site_id
+    running.client.post(
+        "/api/v1/collect", json=event(siteId=sid), headers={**UA, "X-Forwarded-For": "198.51.100.1"}
+    )
+    running.client.post(
+        "/api/v1/collect", json=event(siteId=sid), headers={**UA, "X-Forwarded-For": "198.51.100.2"}
+    )
+    rows = running.stored(2)
+    assert rows[0]["visitorId"] == rows[1]["visitorId"]
+
+
+def test_get_is_405(running: Running) -> None:
+    r = running.client.get("/api/v1/collect")
+    assert r.status_code == 405

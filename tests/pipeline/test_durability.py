@@ -1,0 +1,91 @@
+"""An acknowledged event survives `kill -9` of the server and is stored exactly once."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import duckdb
+import httpx
+import pytest
+
+from cadlink.ingest.buffer import SpoolReader
+from server_process import Server, base_env, cli
+
+pytestmark = pytest.mark.slow
+
+UA = "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_5) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Safari/605.1.15"
+
+
+def _sender(url: str, site: str, acked: list[str], stop: threading.Event, resend: bool) -> None:
+    with httpx.Client(timeout=5, headers={"User-Agent": UA}) as client:
+        while not stop.is_set():
+            ids = [uuid.uuid4().hex for _ in range(5)]
+            events = [{"eventType": "page_view", "eventId": i, "pagePath": "/"} for i in ids]
+            if resend and acked:
+                # a retry of an event already acknowledged: must still be stored once
+                events.append({"eventType": "page_view", "eventId": acked[-1], "pagePath": "/"})
+            try:
+                r = client.post(url + "/api/v1/collect", json={"siteId": site, "events": events})
+            except httpx.HTTPError:
+                continue  # the server is gone: nothing in this request was acknowledged
+            if r.status_code == 204:
+                acked.extend(ids)
+
+
+def test_acknowledged_events_survive_kill_9_exactly_once(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    # a slow loader keeps a backlog in the buffer at the moment of the kill
+    env = base_env(data, CADLINK_LOADER_INTERVAL_SECONDS="0.3", CADLINK_SPOOL_SEGMENT_BYTES="20000")
+    site = cli(env, "sites", "create", "--domain", "durable.example")["id"]
+    server = Server(data, env)
+    server.start()
+    acked: list[list[str]] = [[] for _ in range(4)]
+    stop = threading.Event()
+    threads = [
+        threading.Thread(target=_sender, args=(server.url, site, acked[i], stop, i % 2 == 0))
+        for i in range(4)
+    ]
+    for t in threads:
+        t.start()
+    try:
+        time.sleep(2.0)
+        server.kill()
+        time.sleep(0.2)
+        stop.set()
+        for t in threads:
+            t.join(timeout=10)
+        all_acked = {i for ids in acked for i in ids}
+        assert len(all_acked) > 200, "the load did not get going"
+        con = duckdb.connect(str(data / "events.duckdb"), read_only=True)
+        positions = dict(con.execute("SELECT segment, position FROM loader_positions").fetchall())
+        stored_at_kill = con.execute("SELECT count(*) FROM analytics_events").fetchone()
+        con.close()
+        # the interesting case: acknowledged events still only in the buffer when killed
+        assert SpoolReader(data / "spool").unloaded_bytes(positions) > 0
+        assert stored_at_kill is not None and stored_at_kill[0] < len(all_acked)
+
+        server.start()  # restarts on the same data dir and loads what the buffer holds
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            q = httpx.get(server.url + "/api/health/queue").json()["data"]
+            if q["backlogBytes"] == 0:
+                break
+            time.sleep(0.2)
+        server.stop()
+    finally:
+        stop.set()
+        server.stop()
+
+    con = duckdb.connect(str(data / "events.duckdb"), read_only=True)
+    rows = con.execute(
+        "SELECT event_id, count(*) FROM analytics_events WHERE site_id = ? GROUP BY event_id",
+        [site],
+    ).fetchall()
+    con.close()
+    counts = dict(rows)
+    missing = all_acked - counts.keys()
+    assert not missing, f"{len(missing)} acknowledged events lost"
+    assert max(counts.values()) == 1, "an event was stored twice"

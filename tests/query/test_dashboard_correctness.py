@@ -1,0 +1,129 @@
+"""The dashboard report equals an independent plain-Python computation over the same events."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from reference import Reference
+
+from cadlink.ingest.buffer import SpoolReader
+from cadlink.ingest.enrich.geo import GeoLocator
+from cadlink.pipeline.demo import DemoConfig, generate
+from cadlink.pipeline.enrichment import Enricher
+from cadlink.pipeline.loader import Loader
+from cadlink.query import service
+from cadlink.query.params import filters as parse_filters
+from cadlink.query.reports import overview
+from cadlink.query.spec import Granularity, Period, ReportSpec
+from cadlink.services import build_ua_parser
+from cadlink.store.events.duckdb_store import DuckDBEventStore
+
+END = datetime(2026, 6, 10, 18, tzinfo=UTC)
+SITE = "11111111-2222-3333-4444-555555555555"
+
+
+@pytest.fixture(scope="module")
+def loaded(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[DuckDBEventStore, Reference]]:
+    path: Path = tmp_path_factory.mktemp("dash")
+    store = DuckDBEventStore(str(path / "events.duckdb"))
+    enricher = Enricher(build_ua_parser(), GeoLocator(), late_event_hours=24 * 3650)
+    loader = Loader(SpoolReader(path / "spool"), store, enricher)
+    for chunk in generate(DemoConfig(site_id=SITE, days=6, events=12_000, end=END, seed=7)):
+        loader.load_envelopes(chunk)
+    rows = store.fetch("SELECT * FROM analytics_events WHERE site_id = ?", [SITE])
+    for r in rows:
+        r["properties_obj"] = json.loads(r["properties"]) if r["properties"] else None
+    yield store, Reference(rows)
+    store.close()
+
+
+CASES: list[tuple[str, str]] = [
+    ("UTC", "[]"),
+    ("America/New_York", "[]"),
+    ("Asia/Kolkata", '[["device","is","mobile"]]'),
+    ("UTC", '[["channel","is",["search","social"]]]'),
+    ("UTC", '[["page","contains","products"]]'),
+    ("Europe/Berlin", '[["source","is_not","Google"],["browser","is","Chrome"]]'),
+    ("UTC", '[["prop:variant","is","B"]]'),
+    ("UTC", '[["entry_page","is","/"],["country","is_not","US"]]'),
+    ("UTC", '[["utm_campaign","contains","sale"],["page","is_not","/checkout"]]'),
+]
+
+
+@pytest.mark.parametrize(("tz", "raw_filters"), CASES)
+def test_dashboard_matches_reference(
+    loaded: tuple[DuckDBEventStore, Reference], tz: str, raw_filters: str
+) -> None:
+    store, ref = loaded
+    flt = parse_filters(raw_filters)
+    period = Period(date(2026, 6, 6), date(2026, 6, 9), tz)
+    spec = ReportSpec(SITE, period, flt, Granularity.DAY, limit=1000)
+    data = service.dashboard(store, spec)
+    summary = dict(data["summary"])
+    previous = summary.pop("previous")
+    assert summary == ref.summary(period, flt)
+    assert previous == ref.summary(period.previous(), flt)
+    assert summary["pageViews"] > 0 or flt
+    series = data["timeseries"]
+    assert [p["date"] for p in series] == ["2026-06-06", "2026-06-07", "2026-06-08", "2026-06-09"]
+    assert sum(p["pageViews"] for p in series) == summary["pageViews"]
+    assert sum(p["sessions"] for p in series) == summary["sessions"]
+    for day in series:
+        d = date.fromisoformat(day["date"])
+        assert day["visitors"] == ref.summary(Period(d, d, tz), flt)["visitors"]
+    for name, rows in data["breakdowns"].items():
+        expected = ref.breakdown(period, flt, name)
+        got = {r["value"]: r["visitors"] for r in rows}
+        assert got == expected, name
+
+
+def test_breakdown_is_ordered_and_limited(loaded: tuple[DuckDBEventStore, Reference]) -> None:
+    store, ref = loaded
+    period = Period(date(2026, 6, 4), date(2026, 6, 10))
+    data = service.dashboard(store, ReportSpec(SITE, period, (), Granularity.DAY, limit=5))
+    pages = data["breakdowns"]["page"]
+    assert len(pages) == 5
+    visitors = [r["visitors"] for r in pages]
+    assert visitors == sorted(visitors, reverse=True)
+    expected = sorted(ref.breakdown(period, (), "page").values(), reverse=True)[:5]
+    assert visitors == expected
+
+
+def test_hourly_series_in_a_time_zone(loaded: tuple[DuckDBEventStore, Reference]) -> None:
+    store, ref = loaded
+    period = Period(date(2026, 6, 8), date(2026, 6, 8), "Asia/Tokyo")
+    series: list[dict[str, Any]] = service.dashboard(
+        store, ReportSpec(SITE, period, (), Granularity.HOUR)
+    )["timeseries"]
+    assert len(series) == 24
+    assert series[0]["date"] == "2026-06-08T00:00:00"
+    assert sum(p["pageViews"] for p in series) == ref.summary(period, ())["pageViews"]
+
+
+def test_large_ranges_estimate_breakdown_visitors_and_say_so(
+    loaded: tuple[DuckDBEventStore, Reference], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store, ref = loaded
+    period = Period(date(2026, 6, 4), date(2026, 6, 10))
+    spec = ReportSpec(SITE, period, (), Granularity.DAY, limit=1000)
+    assert service.dashboard(store, spec)["estimated"] == {"breakdownVisitors": False}
+    monkeypatch.setattr(overview, "APPROX_SESSIONS", 0)  # as if the range were huge
+    data = service.dashboard(store, spec)
+    assert data["estimated"] == {"breakdownVisitors": True}
+    assert data["summary"]["visitors"] == ref.summary(period, ())["visitors"]  # still exact
+    for name in ("source", "country", "page"):
+        expected = ref.breakdown(period, (), name)
+        for row in data["breakdowns"][name]:
+            exact = expected[row["value"]]
+            assert abs(row["visitors"] - exact) <= max(2, 0.05 * exact), (name, row, exact)
+    exact_spec = ReportSpec(
+        SITE, period, (), Granularity.DAY, limit=1000, options={"exact": "true"}
+    )
+    assert service.dashboard(store, exact_spec)["estimated"] == {"breakdownVisitors": False}

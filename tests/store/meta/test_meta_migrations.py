@@ -1,0 +1,167 @@
+"""Migrations: from empty, idempotent, concurrent, matching the models; engine set-up."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import Engine, inspect, text
+
+from cadlink.store.meta import MetaStore, make_engine, migrate, session_factory
+from cadlink.store.meta.db import alembic_config, current_revision, normalize_url
+from cadlink.store.meta.models import Base, User
+
+TABLES = {"users", "sites", "site_users", "salts", "settings", "refresh_tokens", "login_failures"}
+
+
+def test_upgrade_from_empty_creates_every_table(meta_url: str) -> None:
+    engine = make_engine(meta_url)
+    try:
+        assert current_revision(engine) is None
+        migrate(engine)
+        assert current_revision(engine) == "0001"
+        assert set(inspect(engine).get_table_names()) >= TABLES
+    finally:
+        engine.dispose()
+
+
+def test_second_migrate_is_a_no_op(meta_engine: Engine) -> None:
+    store = MetaStore(meta_engine)
+    site = store.create_site("shop.example")
+    migrate(meta_engine)
+    assert current_revision(meta_engine) == "0001"
+    assert store.get_site(site.public_id) == site
+
+
+def test_schema_matches_the_models(meta_engine: Engine) -> None:
+    with meta_engine.connect() as conn:
+        context = MigrationContext.configure(conn, opts={"compare_type": True})
+        assert compare_metadata(context, Base.metadata) == []
+
+
+def test_downgrade_to_base_and_back(meta_engine: Engine) -> None:
+    with meta_engine.connect() as conn, conn.begin():
+        command.downgrade(alembic_config(conn), "base")
+    assert not TABLES & set(inspect(meta_engine).get_table_names())
+    migrate(meta_engine)
+    assert set(inspect(meta_engine).get_table_names()) >= TABLES
+
+
+def test_concurrent_migrations_from_separate_engines(meta_url: str) -> None:
+    engines = [make_engine(meta_url) for _ in range(3)]
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(len(engines))
+
+    def run(engine: Engine) -> None:
+        try:
+            barrier.wait()
+            migrate(engine)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(e,)) for e in engines]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    try:
+        assert errors == []
+        assert current_revision(engines[0]) == "0001"
+        with engines[0].connect() as conn:
+            assert conn.execute(text("SELECT count(*) FROM alembic_version")).scalar() == 1
+    finally:
+        for engine in engines:
+            engine.dispose()
+
+
+def test_migrate_without_connection_refuses() -> None:
+    with pytest.raises(RuntimeError, match="migrate"):
+        command.upgrade(alembic_config(), "head")
+
+
+@pytest.mark.parametrize(
+    ("url", "driver"),
+    [
+        ("postgresql://u@h/db", "postgresql+psycopg"),
+        ("postgres://u@h/db", "postgresql+psycopg"),
+        ("postgresql+psycopg://u@h/db", "postgresql+psycopg"),
+        ("sqlite:///x.db", "sqlite"),
+    ],
+)
+def test_normalize_url_chooses_psycopg(url: str, driver: str) -> None:
+    assert normalize_url(url).drivername == driver
+
+
+def test_sqlite_engine_creates_directory_and_sets_pragmas(tmp_path: Path) -> None:
+    path = tmp_path / "deep" / "er" / "meta.sqlite3"
+    engine = make_engine(f"sqlite:///{path}")
+    try:
+        with engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+            assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+            assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 30_000
+        assert path.parent.is_dir()
+    finally:
+        engine.dispose()
+
+
+def test_sqlite_transactions_roll_back_ddl(tmp_path: Path) -> None:
+    # The sqlite3 module would autocommit DDL; our BEGIN makes it transactional.
+    engine = make_engine(f"sqlite:///{tmp_path / 'meta.sqlite3'}")
+    try:
+        with pytest.raises(ZeroDivisionError), engine.begin() as conn:
+            conn.exec_driver_sql("CREATE TABLE t (x INTEGER)")
+            raise ZeroDivisionError
+        assert "t" not in inspect(engine).get_table_names()
+    finally:
+        engine.dispose()
+
+
+def test_in_memory_sqlite_works() -> None:
+    engine = make_engine("sqlite://")
+    try:
+        with engine.connect() as conn:
+            assert conn.exec_driver_sql("SELECT 1").scalar() == 1
+    finally:
+        engine.dispose()
+
+
+def test_session_factory_keeps_objects_readable_after_commit(meta_engine: Engine) -> None:
+    factory = session_factory(meta_engine)
+    with factory() as session, session.begin():
+        user = User(email="a@b.example", password_hash="x", role="VIEWER", is_active=True)
+        session.add(user)
+    assert user.email == "a@b.example"
+    assert user.created_at.tzinfo is UTC
+    assert user.created_at <= datetime.now(UTC)
+
+
+def test_sqlite_foreign_keys_are_back_on_after_migrate(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'meta.sqlite3'}", pool_size=1)
+    try:
+        migrate(engine)
+        with engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.slow
+def test_concurrent_migrations_from_separate_processes(meta_url: str) -> None:
+    code = "import sys; from cadlink.store.meta import make_engine, migrate; " + (
+        "e = make_engine(sys.argv[1]); migrate(e); e.dispose()"
+    )
+    procs = [subprocess.Popen([sys.executable, "-c", code, meta_url]) for _ in range(3)]
+    assert [p.wait(timeout=120) for p in procs] == [0, 0, 0]
+    engine = make_engine(meta_url)
+    try:
+        assert current_revision(engine) == "0001"
+    finally:
+        engine.dispose()

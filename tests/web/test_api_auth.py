@@ -1,0 +1,133 @@
+"""Authentication and authorisation of the HTTP API."""
+
+from __future__ import annotations
+
+import pytest
+
+from cadlink_fixtures import ADMIN_EMAIL, ADMIN_PASSWORD, Running
+
+PUBLIC = {
+    "/api/health", "/api/health/db", "/api/health/queue", "/metrics", "/t.js", "/",
+    "/openapi.json", "/docs", "/docs/oauth2-redirect", "/api/v1/auth/login", "/api/v1/auth/refresh",
+    "/api/v1/collect", "/api/v1/collect/batch",
+}  # fmt: skip
+
+
+def test_login_returns_tokens_and_refresh_rotates_them(running: Running) -> None:
+    r = running.client.post(
+        "/api/v1/auth/login", json={"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD}
+    )
+    data = r.json()["data"]
+    assert r.json()["success"] is True
+    assert data["tokenType"] == "bearer"
+    assert data["expiresIn"] > 0
+    r2 = running.client.post("/api/v1/auth/refresh", json={"refreshToken": data["refreshToken"]})
+    assert r2.status_code == 200
+    assert r2.json()["data"]["refreshToken"] != data["refreshToken"]
+    # the old refresh token was rotated away
+    r3 = running.client.post("/api/v1/auth/refresh", json={"refreshToken": data["refreshToken"]})
+    assert r3.status_code == 401
+    assert r3.json()["error"]["code"] == "invalid_token"
+
+
+def test_wrong_password_and_unknown_email_get_the_same_401(running: Running) -> None:
+    a = running.client.post(
+        "/api/v1/auth/login", json={"email": ADMIN_EMAIL, "password": "nope-nope"}
+    )
+    b = running.client.post(
+        "/api/v1/auth/login", json={"email": "who@x.example", "password": "nope-nope"}
+    )
+    assert a.status_code == b.status_code == 401
+    assert a.json()["error"] == b.json()["error"]
+
+
+def test_login_body_is_validated(running: Running) -> None:
+    r = running.client.post("/api/v1/auth/login", json={"email": ADMIN_EMAIL})
+    assert r.status_code == 400
+    assert r.json()["error"]["details"]["field"] == "password"
+
+
+def test_every_non_public_route_requires_a_bearer_token(running: Running) -> None:
+    checked = 0
+    paths = running.client.get("/openapi.json").json()["paths"]
+    for path, operations in paths.items():
+        if path in PUBLIC:
+            continue
+        for method in (m.upper() for m in operations):
+            url = path.replace("{site_id}", running.site_id)
+            r = running.client.request(method, url, params={"siteId": running.site_id})
+            assert r.status_code == 401, (method, path, r.status_code)
+            assert r.json()["error"]["code"] == "unauthorized"
+            bad = running.client.request(
+                method,
+                url,
+                params={"siteId": running.site_id},
+                headers={"Authorization": "Bearer x.y.z"},
+            )
+            assert bad.status_code == 401, (method, path)
+            checked += 1
+    assert checked >= 5
+
+
+@pytest.mark.parametrize(("role", "status"), [("ADMIN", 200), ("ANALYST", 200), ("VIEWER", 403)])
+def test_analytics_needs_admin_or_analyst(running: Running, role: str, status: int) -> None:
+    email = f"role-{role.lower()}@shop.example"
+    running.services.auth.create_user(email, "password-123", role)
+    token = running.client.post(
+        "/api/v1/auth/login", json={"email": email, "password": "password-123"}
+    )
+    headers = {"Authorization": "Bearer " + token.json()["data"]["accessToken"]}
+    r = running.client.get(
+        "/api/v1/analytics/events", params={"siteId": running.site_id}, headers=headers
+    )
+    assert r.status_code == status
+    if status == 403:
+        assert r.json()["error"]["code"] == "forbidden"
+
+
+def test_only_admins_create_sites(running: Running) -> None:
+    running.services.auth.create_user("an@shop.example", "password-123", "ANALYST")
+    login = running.client.post(
+        "/api/v1/auth/login", json={"email": "an@shop.example", "password": "password-123"}
+    )
+    analyst = {"Authorization": "Bearer " + login.json()["data"]["accessToken"]}
+    assert (
+        running.client.post(
+            "/api/v1/sites", json={"domain": "b.example"}, headers=analyst
+        ).status_code
+        == 403
+    )
+    r = running.client.post("/api/v1/sites", json={"domain": "b.example"}, headers=running.auth)
+    assert r.status_code == 201
+    assert r.json()["data"]["domain"] == "b.example"
+    bad = running.client.post("/api/v1/sites", json={"domain": "https://x/y"}, headers=running.auth)
+    assert bad.status_code == 400
+
+
+def test_admins_update_sites_and_collect_sees_it_at_once(running: Running) -> None:
+    url = f"/api/v1/sites/{running.site_id}"
+    r = running.client.patch(
+        url,
+        json={"timezone": "Europe/Paris", "allowedOrigins": ["https://partner.example"]},
+        headers=running.auth,
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["data"]["timezone"] == "Europe/Paris"
+    assert r.json()["data"]["domain"] == "shop.example"  # unchanged
+    ev = {"siteId": running.site_id, "eventType": "page_view"}
+    ok = running.client.post(
+        "/api/v1/collect", json=ev, headers={"Origin": "https://partner.example"}
+    )
+    assert ok.status_code == 204
+    bad = running.client.patch(url, json={"timezone": "Mars/Olympus"}, headers=running.auth)
+    assert bad.status_code == 400
+    assert (
+        "time zone" in bad.json()["error"]["message"].lower()
+        or "timezone" in bad.json()["error"]["message"].lower()
+    )
+    running.services.auth.create_user("v@shop.example", "password-123", "VIEWER")
+    login = running.client.post(
+        "/api/v1/auth/login", json={"email": "v@shop.example", "password": "password-123"}
+    )
+    viewer = {"Authorization": "Bearer " + login.json()["data"]["accessToken"]}
+    assert running.client.patch(url, json={"name": "x"}, headers=viewer).status_code == 403

@@ -1,11 +1,13 @@
-"""The hourly rollup gives the raw-scan answers, under incremental loading with late events."""
+"""The hourly rollups give the raw-scan answers, under incremental loading with late events."""
 
 from __future__ import annotations
 
 import random
+from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from cadlink.events import Envelope
@@ -15,31 +17,37 @@ from cadlink.pipeline.demo import DemoConfig, generate
 from cadlink.pipeline.enrichment import Enricher
 from cadlink.pipeline.loader import Loader
 from cadlink.query import service
+from cadlink.query.reports import products
 from cadlink.query.spec import Granularity, Period, ReportSpec
 from cadlink.services import build_ua_parser
-from cadlink.store.events.base import open_event_store
+from cadlink.store.events.base import EventStore, open_event_store
 
 END = datetime(2026, 3, 31, 22, tzinfo=UTC)  # spans the European DST change (29 March)
+ENGINES = ["duckdb", pytest.param("postgresql", marks=pytest.mark.postgres)]
 
 
-@pytest.mark.parametrize(
-    "engine", ["duckdb", pytest.param("postgresql", marks=pytest.mark.postgres)]
-)
-def test_rollup_answers_equal_raw_answers(
-    engine: str, tmp_path: Path, request: pytest.FixtureRequest
-) -> None:
-    url = (
-        f"duckdb:///{tmp_path / 'e.duckdb'}"
-        if engine == "duckdb"
-        else request.getfixturevalue("postgres_url")
+def _url(engine: str, path: Path, request: pytest.FixtureRequest, fixture: str) -> str:
+    if engine == "duckdb":
+        return f"duckdb:///{path / 'e.duckdb'}"
+    url: str = request.getfixturevalue(fixture)
+    return url
+
+
+def _loader(store: EventStore, path: Path) -> Loader:
+    return Loader(
+        SpoolReader(path / "spool"), store, Enricher(build_ua_parser(), GeoLocator(), 24 * 3650)
     )
-    store = open_event_store(url)
+
+
+@pytest.fixture(scope="module", params=ENGINES)
+def shuffled(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[EventStore]:
+    """A store loaded incrementally with shuffled (late, out-of-order) events and replays."""
+    path = tmp_path_factory.mktemp(request.param)
+    store = open_event_store(_url(request.param, path, request, "postgres_module_url"))
     try:
-        loader = Loader(
-            SpoolReader(tmp_path / "spool"),
-            store,
-            Enricher(build_ua_parser(), GeoLocator(), 24 * 3650),
-        )
+        loader = _loader(store, path)
         envelopes: list[Envelope] = [
             e
             for chunk in generate(DemoConfig("s", days=6, events=9_000, end=END, seed=3))
@@ -49,19 +57,84 @@ def test_rollup_answers_equal_raw_answers(
         for i in range(0, len(envelopes), 700):
             loader.load_envelopes(envelopes[i : i + 700])
         loader.load_envelopes(envelopes[:500])  # replays change nothing
-        for tz in ("UTC", "Europe/Berlin", "America/New_York"):
-            for g in (Granularity.DAY, Granularity.HOUR, Granularity.WEEK):
-                period = Period(date(2026, 3, 27), date(2026, 3, 31), tz)
-                fast = ReportSpec("s", period, (), g)
-                raw = ReportSpec("s", period, (), g, options={"raw": "true"})
-                assert service.plan_for(store, fast).uses_hour_rollup()
-                a = service.dashboard(store, fast)
-                b = service.dashboard(store, raw)
-                assert a["summary"] == b["summary"], (tz, g)
-                assert a["timeseries"] == b["timeseries"], (tz, g)
-                assert a["breakdowns"]["page"] == b["breakdowns"]["page"], (tz, g)
-                assert a["summary"]["pageViews"] > 100
-        kolkata = ReportSpec("s", Period(date(2026, 3, 27), date(2026, 3, 31), "Asia/Kolkata"))
-        assert not service.plan_for(store, kolkata).uses_hour_rollup()  # +5:30: raw path
+        loader.load_envelopes(envelopes[2100:2800])  # nor does a whole batch again
+        yield store
+    finally:
+        store.close()
+
+
+def test_rollup_answers_equal_raw_answers(shuffled: EventStore) -> None:
+    store = shuffled
+    for tz in ("UTC", "Europe/Berlin", "America/New_York"):
+        for g in (Granularity.DAY, Granularity.HOUR, Granularity.WEEK):
+            period = Period(date(2026, 3, 27), date(2026, 3, 31), tz)
+            fast = ReportSpec("s", period, (), g)
+            raw = ReportSpec("s", period, (), g, options={"raw": "true"})
+            assert service.plan_for(store, fast).uses_hour_rollup()
+            a = service.dashboard(store, fast)
+            b = service.dashboard(store, raw)
+            assert a["summary"] == b["summary"], (tz, g)
+            assert a["timeseries"] == b["timeseries"], (tz, g)
+            assert a["breakdowns"]["page"] == b["breakdowns"]["page"], (tz, g)
+            assert a["summary"]["pageViews"] > 100
+    kolkata = ReportSpec("s", Period(date(2026, 3, 27), date(2026, 3, 31), "Asia/Kolkata"))
+    assert not service.plan_for(store, kolkata).uses_hour_rollup()  # +5:30: raw path
+
+
+@pytest.mark.parametrize("tz", ["UTC", "Europe/Berlin", "America/New_York"])
+@pytest.mark.parametrize(
+    "days", [(date(2026, 3, 25), date(2026, 3, 31)), (date(2026, 3, 29), date(2026, 3, 29))]
+)
+def test_product_rollup_answers_equal_raw_answers(
+    shuffled: EventStore, tz: str, days: tuple[date, date]
+) -> None:
+    store = shuffled
+    period = Period(*days, tz)
+    for limit in (10_000, 3):
+        fast = ReportSpec("s", period, (), limit=limit)
+        raw = ReportSpec("s", period, (), limit=limit, options={"raw": "true"})
+        assert service.plan_for(store, fast).uses_hour_rollup()
+        assert not service.plan_for(store, raw).uses_hour_rollup()
+        top = products.top(store, fast)
+        assert top == products.top(store, raw), (tz, days, limit)
+        aff = products.affiliate(store, fast)
+        assert aff == products.affiliate(store, raw), (tz, days, limit)
+        assert 0 < len(top) <= limit and top[0]["views"] > 0
+        assert aff["clicks"] > 0 and aff["byPlatform"] and aff["byPosition"]
+    if period.days > 1:  # every kind of count is exercised, not only views
+        every = products.top(store, ReportSpec("s", period, (), limit=10_000))
+        for key in ("uniqueViews", "clicks", "affiliateClicks", "wishlist", "compare", "revenue"):
+            assert sum(r[key] for r in every) > 0, key
+        assert len(every) > 3 and all(r["name"] for r in every if r["views"])
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_product_rollups_are_backfilled_on_open(
+    engine: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """A store from before the product rollups existed derives them once, when opened."""
+    url = _url(engine, tmp_path, request, "postgres_url")
+    store = open_event_store(url)
+    _loader(store, tmp_path).load_history(
+        generate(DemoConfig("s", days=3, events=3_000, end=END, seed=8))
+    )
+    period = Period(date(2026, 3, 28), date(2026, 3, 31), "Europe/Berlin")
+    fast = ReportSpec("s", period, (), limit=100)
+    raw = ReportSpec("s", period, (), limit=100, options={"raw": "true"})
+    expected = products.top(store, raw), products.affiliate(store, raw)
+    assert expected[0] and expected[1]["clicks"] > 0
+    store.close()
+    drop = "DROP TABLE rollup_product_hours; DROP TABLE rollup_affiliate_hours"
+    if engine == "duckdb":
+        import duckdb
+
+        with duckdb.connect(str(tmp_path / "e.duckdb")) as con:
+            con.execute(drop)
+    else:
+        with psycopg.connect(url, autocommit=True) as con:
+            con.execute(drop)
+    store = open_event_store(url)
+    try:
+        assert (products.top(store, fast), products.affiliate(store, fast)) == expected
     finally:
         store.close()

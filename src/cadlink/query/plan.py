@@ -22,6 +22,8 @@ from cadlink.query.sql import Sql, and_, in_list, join, param, raw
 EVENTS = "analytics_events"
 HOURS = "rollup_visitor_hours"
 PAGE_HOURS = "rollup_page_hours"
+PRODUCT_HOURS = "rollup_product_hours"
+AFFILIATE_HOURS = "rollup_affiliate_hours"
 SESSIONS = "sessions"
 
 
@@ -122,7 +124,7 @@ class Plan:
         return all(offset % 3_600_000 == 0 for _, offset in offs.changes)
 
     def rollup_where(self, period: Period | None = None, alias: str = "r") -> Sql:
-        """Site and whole-hour range over `rollup_visitor_hours AS alias`."""
+        """Site and whole-hour range over an hourly rollup (`rollup_*_hours AS alias`)."""
         lo, hi = (period or self.spec.period).bounds()
         return and_(
             [

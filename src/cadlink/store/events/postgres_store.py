@@ -31,6 +31,7 @@ from cadlink.store.events.postgres_schema import (
     EVENT_INDEXES,
     EVENTS_DDL,
     EVENTS_STREAM_SCHEMA,
+    RETIRED_INDEXES,
     SCHEMA_VERSION,
     SESSION_INDEXES,
     SESSIONS_DDL,
@@ -148,6 +149,8 @@ class PostgresEventStore:
             con.execute("SELECT pg_advisory_xact_lock(%s)", [DDL_LOCK_KEY])
             for ddl in (EVENTS_DDL, DEFAULT_PARTITION_DDL, *EVENT_INDEXES, SESSIONS_DDL):
                 con.execute(ddl)
+            for name in RETIRED_INDEXES:
+                con.execute(f"DROP INDEX IF EXISTS {name}")
             for ddl in (*SESSION_INDEXES, *SUPPORT_DDL):
                 con.execute(ddl)
             for name, ddl, _, rebuild, _, _ in rollups.TABLES:

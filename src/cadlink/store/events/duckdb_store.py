@@ -160,46 +160,71 @@ class DuckDBEventStore:
         return int(row[0]) if row else 0
 
     def _insert(self, con: duckdb.DuckDBPyConnection, batch: StoreBatch) -> int:
-        rows = batch.rows
-        con.register("batch_in", rows)
+        rows = self._new_rows(con, batch.rows)
+        if not rows.num_rows:
+            return 0
+        ts = rows.column("ts")
+        lo, hi = pc.min(ts).as_py(), pc.max(ts).as_py()
+        # The sessions and rollup upkeep read the new rows as `new_rows`: a view of the
+        # Arrow table, not a copy.
+        con.register("new_rows", rows)
         try:
-            ts = rows.column("ts")
-            lo = pc.min(ts).as_py() - self.dedup_window
-            hi = pc.max(ts).as_py() + self.dedup_window
-            # One row per event id within the batch, then only ids not already stored. A
-            # repeat carries the original's event time (tracker retries resend the event as
-            # it was; a replayed buffer record is identical), so searching stored rows whose
-            # time is within the window of the batch finds it, and reads only those row groups.
             con.execute(
-                f"""
-                CREATE OR REPLACE TEMP TABLE new_rows AS
-                SELECT {_COLUMNS} FROM (
-                    SELECT *, row_number() OVER (
-                        PARTITION BY site_id, event_id ORDER BY received_at
+                f"INSERT INTO analytics_events SELECT {_COLUMNS} FROM new_rows ORDER BY site_id, ts"
+            )
+            self._rebuild_sessions(con, lo, hi)
+            self._update_rollups(con, lo, hi)
+        finally:
+            con.unregister("new_rows")
+        return int(rows.num_rows)
+
+    def _new_rows(self, con: duckdb.DuckDBPyConnection, rows: pa.Table) -> pa.Table:
+        """The batch without the rows to skip: repeats of an event id inside the batch (the
+        earliest arrival stays) and ids already stored.
+
+        A repeat carries the original's event time (tracker retries resend the event as it
+        was; a replayed buffer record is identical), so searching stored rows whose time is
+        within the window of the batch finds it, and reads only those row groups. Only the
+        key columns take part, and the answer is the (usually empty) list of rows to drop, so
+        the batch itself is never copied.
+        """
+        ts = rows.column("ts")
+        lo = pc.min(ts).as_py() - self.dedup_window
+        hi = pc.max(ts).as_py() + self.dedup_window
+        keys = pa.table(
+            {
+                "i": pa.array(range(rows.num_rows), pa.int64()),
+                "site_id": rows.column("site_id"),
+                "event_id": rows.column("event_id"),
+                "received_at": rows.column("received_at"),
+            }
+        )
+        con.register("batch_keys", keys)
+        try:
+            drop = con.execute(
+                """
+                SELECT i FROM (
+                    SELECT i, row_number() OVER (
+                        PARTITION BY site_id, event_id ORDER BY received_at, i
                     ) AS rn
-                    FROM batch_in
-                ) b
-                WHERE rn = 1 AND NOT EXISTS (
+                    FROM batch_keys
+                ) WHERE rn > 1
+                UNION ALL
+                SELECT b.i FROM batch_keys b
+                WHERE EXISTS (
                     SELECT 1 FROM analytics_events e
                     WHERE e.ts >= $lo AND e.ts <= $hi AND e.site_id = b.site_id
                       AND e.event_id = b.event_id
                 )
                 """,
                 {"lo": lo, "hi": hi},
-            )
+            ).fetchall()
         finally:
-            con.unregister("batch_in")
-        result = con.execute("SELECT count(*), min(ts), max(ts) FROM new_rows").fetchone()
-        assert result is not None
-        inserted, lo, hi = result
-        if not inserted:
-            return 0
-        con.execute(
-            f"INSERT INTO analytics_events SELECT {_COLUMNS} FROM new_rows ORDER BY site_id, ts"
-        )
-        self._rebuild_sessions(con, lo, hi)
-        self._update_rollups(con, lo, hi)
-        return int(inserted)
+            con.unregister("batch_keys")
+        if not drop:
+            return rows
+        skip = pa.array(sorted({int(i) for (i,) in drop}), pa.int64())
+        return rows.filter(pc.invert(pc.is_in(keys.column("i"), value_set=skip)))
 
     @staticmethod
     def _update_rollups(con: duckdb.DuckDBPyConnection, lo: datetime, hi: datetime) -> None:

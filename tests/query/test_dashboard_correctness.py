@@ -17,6 +17,7 @@ from cadlink.pipeline.demo import DemoConfig, generate
 from cadlink.pipeline.enrichment import Enricher
 from cadlink.pipeline.loader import Loader
 from cadlink.query import service
+from cadlink.query.dimensions import BREAKDOWNS, Scope, dimension
 from cadlink.query.params import filters as parse_filters
 from cadlink.query.reports import overview
 from cadlink.query.spec import Granularity, Period, ReportSpec
@@ -127,3 +128,24 @@ def test_large_ranges_estimate_breakdown_visitors_and_say_so(
         SITE, period, (), Granularity.DAY, limit=1000, options={"exact": "true"}
     )
     assert service.dashboard(store, exact_spec)["estimated"] == {"breakdownVisitors": False}
+
+
+@pytest.mark.parametrize(
+    "raw_filters", ["[]", '[["page","is","/"]]', '[["country","is_not","US"]]']
+)
+@pytest.mark.parametrize("approx", [False, True])
+def test_grouped_session_breakdowns_equal_one_statement_each(
+    loaded: tuple[DuckDBEventStore, Reference], raw_filters: str, approx: bool
+) -> None:
+    """The dashboard reads every session breakdown in one GROUPING SETS statement: each must
+    equal its own statement, rows, order, ties and the limit included."""
+    store, _ = loaded
+    period = Period(date(2026, 6, 4), date(2026, 6, 10), "Europe/Berlin")
+    spec = ReportSpec(SITE, period, parse_filters(raw_filters), Granularity.DAY, limit=3)
+    plan = service.plan_for(store, spec)
+    names = [n for n in BREAKDOWNS if dimension(n).scope is not Scope.EVENT]
+    grouped = overview.session_breakdowns(plan, store, names, 3, approx)
+    assert list(grouped) == names
+    assert sum(len(rows) for rows in grouped.values()) > len(names)
+    for name in names:
+        assert grouped[name] == overview.breakdown(plan, store, name, 3, approx), name

@@ -1,8 +1,9 @@
-"""Query benchmark: the 30-day dashboard, realtime and a funnel on N demo events (DuckDB).
+"""Query benchmark: the 30-day dashboard, realtime and a funnel on N demo events.
 
 Builds (or reuses) a DuckDB file with N demo events over 30 days, then times each report
 against the hand-written fastest SQL for the same answers, measured in the same run: the
-ratio is the query layer's overhead. Run: `python -m bench query [--events 10000000]`.
+ratio is the query layer's overhead. Run: `python -m bench query [--events 10000000]`;
+`--engine postgresql` runs the same reports on PostgreSQL (`bench/query_postgres.py`).
 """
 
 from __future__ import annotations
@@ -21,9 +22,10 @@ from cadlink.pipeline.demo import DemoConfig, generate
 from cadlink.pipeline.enrichment import Enricher
 from cadlink.pipeline.loader import Loader
 from cadlink.query import service
-from cadlink.query.reports import funnel, realtime
+from cadlink.query.reports import funnel, products, realtime
 from cadlink.query.spec import Granularity, Period, ReportSpec
 from cadlink.services import build_ua_parser
+from cadlink.store.events.base import EventStore
 from cadlink.store.events.duckdb_store import DuckDBEventStore
 
 SITE = "bench-site"
@@ -56,16 +58,17 @@ def timed(fn: Callable[[], Any], repeat: int = 5) -> float:
     return statistics.median(samples)
 
 
-def hand_written_dashboard(store: DuckDBEventStore, lo: datetime, hi: datetime) -> None:
+def hand_written_dashboard(store: EventStore, lo: datetime, hi: datetime) -> None:
     """The fastest plain SQL we know for the same dashboard: one scan per table."""
+    mark = "?" if store.engine == "duckdb" else "%s"
     store.fetch(
         "SELECT count(*) FILTER (WHERE event_type = 'page_view'), count(DISTINCT visitor_id) "
-        "FROM analytics_events WHERE site_id = ? AND ts >= ? AND ts < ?",
+        f"FROM analytics_events WHERE site_id = {mark} AND ts >= {mark} AND ts < {mark}",
         [SITE, lo, hi],
     )
     store.fetch(
         "SELECT count(*), avg(is_bounce::INT), avg(duration_s) FROM sessions "
-        "WHERE site_id = ? AND started_at >= ? AND started_at < ?",
+        f"WHERE site_id = {mark} AND started_at >= {mark} AND started_at < {mark}",
         [SITE, lo, hi],
     )
 
@@ -73,8 +76,28 @@ def hand_written_dashboard(store: DuckDBEventStore, lo: datetime, hi: datetime) 
 def main(argv: list[str] | None = None) -> dict[str, float]:
     parser = argparse.ArgumentParser(prog="python -m bench query")
     parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument(
+        "--engine",
+        choices=("duckdb", "postgresql"),
+        default="duckdb",
+        help="postgresql: the same reports on a PostgreSQL event store (bench/query_postgres.py)",
+    )
     args = parser.parse_args(argv)
+    if args.engine == "postgresql":
+        from bench import query_postgres
+
+        return query_postgres.main(args.events)
     store = build(args.events)
+    results = measure(store)
+    events = store.count_events(SITE)
+    store.close()
+    _write(events, results)
+    return results
+
+
+def measure(store: EventStore) -> dict[str, float]:
+    """Times every report of the benchmark on `store` (either engine); prints the results."""
+    mark = "?" if store.engine == "duckdb" else "%s"
     period = Period(date(2026, 10, 2), date(2026, 10, 31))
     spec = ReportSpec(SITE, period, (), Granularity.DAY, limit=10)
     lo, hi = period.bounds()
@@ -87,7 +110,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         "realtime_probe_s": timed(
             lambda: store.fetch(
                 "SELECT count(DISTINCT visitor_id) FROM analytics_events "
-                "WHERE site_id = ? AND ts >= ?",
+                f"WHERE site_id = {mark} AND ts >= {mark}",
                 [SITE, END - timedelta(minutes=5)],
             )
         ),
@@ -103,24 +126,22 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     results["realtime_s"] = timed(lambda: realtime.realtime(store, SITE, "UTC", END))
     steps = funnel.parse_steps("page_view,product_view,affiliate_click")
     results["funnel_3_steps_s"] = timed(lambda: funnel.funnel(plan, store, steps), 3)
+    results["products_top_s"] = timed(lambda: products.top(store, spec))
     results["summary_overhead_ratio"] = (
         results["summary_only_s"] / results["hand_written_summary_s"]
     )
     for k, v in results.items():
         print(f"{k:28s} {v:10.4f}")
-    events = store.count_events(SITE)
-    store.close()
-    _write(events, results)
     return results
 
 
-def _write(events: int, r: dict[str, float]) -> None:
-    from bench.report import versions, write_section
+def result_rows(r: dict[str, float]) -> list[tuple[str, str, str]]:
+    """The rows of a results table (query, time, target), the same for every engine."""
 
     def ms(key: str) -> str:
         return f"{r[key] * 1000:,.0f} ms"
 
-    rows = [
+    return [
         (
             "Full 30-day dashboard (summary x2, series, 18 breakdowns)",
             ms("dashboard_s"),
@@ -134,8 +155,14 @@ def _write(events: int, r: dict[str, float]) -> None:
         ("Page breakdown (events)", ms("breakdown_page_s"), ""),
         ("Realtime report", ms("realtime_s"), "50 ms"),
         ("3-step funnel, 30 days", ms("funnel_3_steps_s"), "500 ms at 10 M"),
+        ("Top products, 30 days", ms("products_top_s"), ""),
     ]
-    table = "\n".join(f"| {a} | {b} | {c} |" for a, b, c in rows)
+
+
+def _write(events: int, r: dict[str, float]) -> None:
+    from bench.report import versions, write_section
+
+    table = "\n".join(f"| {a} | {b} | {c} |" for a, b, c in result_rows(r))
     stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     results = f"""### Results — {stamp}, {events:,} events
 

@@ -123,6 +123,13 @@ class Plan:
         offs = buckets.offsets(period or self.spec.period)
         return all(offset % 3_600_000 == 0 for _, offset in offs.changes)
 
+    def groups_breakdowns(self) -> bool:
+        """Whether the session breakdowns run as one GROUPING SETS statement. On DuckDB that
+        reads the sessions once for all of them; PostgreSQL sorts the rows again for every
+        set's count(DISTINCT), so there one statement per breakdown, run side by side, is
+        faster (10 M events: 16 grouped 15.7 s, one alone 1.1 s)."""
+        return self.dialect.name == "duckdb"
+
     def rollup_where(self, period: Period | None = None, alias: str = "r") -> Sql:
         """Site and whole-hour range over an hourly rollup (`rollup_*_hours AS alias`)."""
         lo, hi = (period or self.spec.period).bounds()

@@ -261,10 +261,14 @@ def dashboard(
     plan: Plan, db: Executor, breakdowns: tuple[str, ...] = BREAKDOWNS, workers: int = 3
 ) -> dict[str, Any]:
     """Every panel of the overview. The statements are independent, so they run side by side
-    (the engines release the GIL); the session breakdowns share one statement."""
+    (the engines release the GIL); on DuckDB the session breakdowns share one statement."""
     spec = plan.spec
     approx = spec.options.get("exact") != "true" and _sessions(plan, db) > APPROX_SESSIONS
-    by_sessions = [n for n in breakdowns if dimension(n).scope is not Scope.EVENT]
+    by_sessions = (
+        [n for n in breakdowns if dimension(n).scope is not Scope.EVENT]
+        if plan.groups_breakdowns()
+        else []
+    )
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="report") as pool:
         grouped = pool.submit(session_breakdowns, plan, db, by_sessions, spec.limit, approx)
         current = pool.submit(summary, plan, db, spec.period)

@@ -1,0 +1,102 @@
+"""The reference for the query layer's overhead: the 30-day UTC dashboard written by hand.
+
+The same answers as `GET /api/v1/analytics/dashboard` for an unfiltered 30-day UTC period
+(summary and previous summary, daily series, page breakdown, every session breakdown), as the
+fastest literal SQL we know over the same tables, run with the same number of threads and
+the store's own `fetch`, without plans, composed SQL or answer
+shaping. The bench checks that both give the same numbers before it times them, so the ratio
+compares equal work. On PostgreSQL, like the query layer, visitor counts are always exact.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta
+from typing import Any
+
+from cadlink.store.events.base import EventStore
+
+SESSION_COLUMNS = (
+    "landing_page", "exit_page", "source", "channel", "referrer_domain", "utm_source",
+    "utm_medium", "utm_campaign", "utm_term", "utm_content", "country", "region", "city",
+    "device_type", "browser", "os", "screen_resolution",
+)  # fmt: skip
+
+
+def dashboard(store: EventStore, site: str, lo: datetime, days: int, limit: int) -> dict[str, Any]:
+    """Raw rows of every panel; `lo` is the UTC midnight the period starts at."""
+    duck = store.engine == "duckdb"
+    distinct = "approx_count_distinct" if duck else "count(DISTINCT"
+    close = "" if duck else ")"  # count(DISTINCT x) needs one more parenthesis
+    day_of = "epoch_ms(started_at) // 86400000" if duck else (
+        "floor(EXTRACT(EPOCH FROM started_at) / 86400)::bigint")  # fmt: skip
+    hi = lo + timedelta(days=days)
+    plo = lo - timedelta(days=days)
+    h_lo, h_hi, h_plo = (int(t.timestamp()) // 3600 for t in (lo, hi, plo))
+    visitors = (
+        "SELECT sum(page_views), count(DISTINCT visitor_id) FROM rollup_visitor_hours "
+        "WHERE site_id = ? AND hour_no >= ? AND hour_no < ?"
+    )
+    sessions = (
+        "SELECT started_at >= ? AS cur, count(*), avg(is_bounce::INT), avg(duration_s) "
+        "FROM sessions WHERE site_id = ? AND started_at >= ? AND started_at < ? GROUP BY 1"
+    )
+    div = "//" if duck else "/"  # integer division of BIGINTs
+    series = (
+        f"SELECT hour_no {div} 24, sum(page_views), count(DISTINCT visitor_id) "
+        "FROM rollup_visitor_hours WHERE site_id = ? AND hour_no >= ? AND hour_no < ? "
+        "GROUP BY 1"
+    )
+    session_series = (
+        f"SELECT {day_of}, count(*) FROM sessions "
+        "WHERE site_id = ? AND started_at >= ? AND started_at < ? GROUP BY 1"
+    )
+    pages = (
+        f"SELECT page_path, {distinct}(visitor_id{close}) AS v, sum(views) AS n "
+        "FROM rollup_page_hours WHERE site_id = ? AND hour_no >= ? AND hour_no < ? "
+        "GROUP BY 1 ORDER BY v DESC, n DESC, page_path LIMIT ?"
+    )
+    cols = ", ".join(SESSION_COLUMNS)
+    breakdowns = (
+        f"SELECT * FROM (SELECT *, row_number() OVER (PARTITION BY g ORDER BY v DESC, n DESC, "
+        f"coalesce({cols})) AS r FROM (SELECT GROUPING({cols}) AS g, {cols}, "
+        f"{distinct}(visitor_id{close}) AS v, count(*) AS n, sum(page_views) AS pv, "
+        "avg(is_bounce::INT) AS b FROM sessions "
+        "WHERE site_id = ? AND started_at >= ? AND started_at < ? "
+        f"GROUP BY GROUPING SETS ({', '.join(f'({c})' for c in SESSION_COLUMNS)})) x) y "
+        "WHERE r <= ?"
+    )
+    statements = {
+        "visitors": (visitors, [site, h_lo, h_hi]),
+        "previous_visitors": (visitors, [site, h_plo, h_lo]),
+        "sessions": (sessions, [lo, site, plo, hi]),
+        "series": (series, [site, h_lo, h_hi]),
+        "session_series": (session_series, [site, lo, hi]),
+        "pages": (pages, [site, h_lo, h_hi, limit]),
+        "breakdowns": (breakdowns, [site, lo, hi, limit]),
+    }
+
+    def run(item: tuple[str, list[Any]]) -> list[tuple[Any, ...]]:
+        sql, params = item
+        if not duck:
+            sql = sql.replace("?", "%s")
+        return [tuple(r.values()) for r in store.fetch(sql, params)]
+
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        return dict(zip(statements, pool.map(run, statements.values()), strict=True))
+
+
+def same_numbers(layer: dict[str, Any], ref: dict[str, Any]) -> bool:
+    """The layer's dashboard and the reference's rows carry the same summary and series."""
+    pv, visitors = ref["visitors"][0]
+    if (layer["summary"]["pageViews"], layer["summary"]["visitors"]) != (pv, visitors):
+        return False
+    sessions = {bool(r[0]): r[1] for r in ref["sessions"]}
+    if layer["summary"]["sessions"] != sessions.get(True, 0):
+        return False
+    if layer["summary"]["previous"]["sessions"] != sessions.get(False, 0):
+        return False
+    days = {int(r[0]): int(r[2]) for r in ref["series"]}
+    return sorted(days.values()) == sorted(
+        p["visitors"] for p in layer["timeseries"] if p["visitors"]
+    )

@@ -227,6 +227,79 @@ def test_appended_history_gets_the_sessions_incremental_loading_gives(
     assert event_store.count_events("site-2") == event_store.count_events(SITE)
 
 
+def _ordered_traffic(seed: int) -> list[list[Envelope]]:
+    """Visits arriving roughly in order, as in production: most batches continue sessions
+    stored before them; some events come late, some share a timestamp or sit exactly one
+    timeout apart, and conversions with revenue fall on either side of a batch boundary."""
+    rng = random.Random(seed)
+    kinds = ["page_view"] * 5 + ["scroll_depth", "heartbeat", "click", "purchase", "identify"]
+    timeline: list[tuple[float, int, IncomingEvent]] = []
+    for visitor in range(1, 30):
+        t = rng.uniform(0, 90)
+        for _ in range(rng.randint(1, 14)):
+            kind = rng.choice(kinds)
+            props = {"revenue": rng.choice([9.99, 0.1, 0.2, "3.30"])} if kind == "purchase" else {}
+            event = ev(t, kind, rng.choice(["/", "/a", "/b", "/c"]), **props)
+            if kind == "identify":
+                event.user_id = f"user-{visitor}-{rng.randint(1, 2)}"
+            if rng.random() < 0.2:
+                event.referrer = rng.choice(["https://www.google.com/", "https://x.example/"])
+            if rng.random() < 0.1:
+                event.page_url = None
+            timeline.append((t, visitor, event))
+            t += rng.choice([0, 0.004, 0.05, 0.5, 5, 29.5, 30, 30.5, 45])
+    timeline.sort(key=lambda item: item[0])
+    batches: list[list[tuple[float, int, IncomingEvent]]] = []
+    while timeline:
+        size = rng.randint(2, 25)
+        batches.append(timeline[:size])
+        timeline = timeline[size:]
+    for i in range(len(batches) - 1):  # a few events arrive one or more batches late
+        for item in list(batches[i]):
+            if rng.random() < 0.08:
+                batches[i].remove(item)
+                batches[rng.randint(i + 1, len(batches) - 1)].append(item)
+    return [[envelope(visitor, event) for _, visitor, event in batch] for batch in batches]
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3, 4])
+def test_sessions_kept_batch_by_batch_equal_a_rebuild_from_the_events(
+    event_store: EventStore, enricher: Enricher, seed: int
+) -> None:
+    traffic = _ordered_traffic(seed)
+    for batch in traffic:
+        table = enricher.enrich(batch).rows
+        event_store.write(StoreBatch(table))
+        event_store.append(
+            StoreBatch(table.set_column(0, "site_id", pa.array(["site-2"] * len(table))))
+        )
+    lo, hi = T0 - timedelta(days=1), T0 + timedelta(days=2)
+    kept = sessions(event_store)
+    event_store.rebuild_sessions("site-2")
+    rebuilt = event_store.list_sessions("site-2", lo, hi, 1000)
+    assert len(kept) > 20
+    assert kept == [r | {"site_id": SITE} for r in rebuilt]
+
+
+def test_revenue_continued_in_a_later_batch_sums_as_a_rebuild_does(
+    event_store: EventStore, enricher: Enricher
+) -> None:
+    # (0.1 + 0.2) + 0.3 != 0.1 + (0.2 + 0.3) in floating point: the session must hold the sum
+    # a rebuild from its events gives, not the sum of two partial sums.
+    first = [envelope(1, ev(0, "purchase", revenue=0.1))]
+    later = [envelope(1, ev(1, "purchase", revenue=0.2), ev(2, "purchase", revenue=0.3))]
+    for batch in (first, later):
+        table = enricher.enrich(batch).rows
+        event_store.write(StoreBatch(table))
+        event_store.append(
+            StoreBatch(table.set_column(0, "site_id", pa.array(["site-2"] * len(table))))
+        )
+    event_store.rebuild_sessions("site-2")
+    lo, hi = T0 - timedelta(days=1), T0 + timedelta(days=2)
+    rebuilt = event_store.list_sessions("site-2", lo, hi, 10)
+    assert [s["revenue"] for s in sessions(event_store)] == [rebuilt[0]["revenue"]]
+
+
 def test_positions_and_drops_commit_with_the_rows(
     event_store: EventStore, enricher: Enricher
 ) -> None:

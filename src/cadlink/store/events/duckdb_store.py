@@ -26,10 +26,15 @@ from cadlink.store.events.duckdb_schema import (
     SUPPORT_DDL,
 )
 from cadlink.store.events.duckdb_sessions import (
-    AFFECTED_SQL,
     BOUNCE_MAX_MS,
     DELETE_SQL,
+    FAST_DELETE_SQL,
+    FAST_INSERT_SQL,
+    FAST_SQL,
     INSERT_SQL,
+    RUNS_SQL,
+    SLOW_AFFECTED_SQL,
+    VISITORS_SQL,
 )
 
 _COLUMNS = ", ".join(EVENT_COLUMN_NAMES)
@@ -172,7 +177,7 @@ class DuckDBEventStore:
             con.execute(
                 f"INSERT INTO analytics_events SELECT {_COLUMNS} FROM new_rows ORDER BY site_id, ts"
             )
-            self._rebuild_sessions(con, lo, hi)
+            self._rebuild_sessions(con, rows)
             self._update_rollups(con, lo, hi)
         finally:
             con.unregister("new_rows")
@@ -238,11 +243,25 @@ class DuckDBEventStore:
                 rollups.render(insert, "duckdb"), {"lo": hour_lo, "hi": hi + timedelta(hours=1)}
             )
 
-    def _rebuild_sessions(self, con: duckdb.DuckDBPyConnection, lo: datetime, hi: datetime) -> None:
+    def _rebuild_sessions(self, con: duckdb.DuckDBPyConnection, rows: pa.Table) -> None:
+        """Bring the sessions of the visitors in `rows` (the new rows, stored already) up to
+        date (duckdb_sessions.py): merge where their new events follow their stored
+        sessions, else rebuild from the stored events."""
         gap = self.gap_seconds
-        con.execute(AFFECTED_SQL, {"gap": gap})
+        since = pc.min(rows.column("ts")).as_py() - timedelta(seconds=gap)
+        con.register("new_runs", _numbered(rows, gap * 1_000_000))
+        try:
+            con.execute(RUNS_SQL)
+        finally:
+            con.unregister("new_runs")
+        con.execute(VISITORS_SQL, {"gap": gap, "since": since})
+        con.execute(FAST_SQL, {"since": since, "bounce_ms": BOUNCE_MAX_MS})
+        con.execute(FAST_DELETE_SQL, {"since": since})
+        con.execute(FAST_INSERT_SQL)
+        con.execute(SLOW_AFFECTED_SQL, {"gap": gap, "since": since})
         bounds = con.execute("SELECT min(lo), max(hi) FROM affected").fetchone()
-        assert bounds is not None
+        if bounds is None or bounds[0] is None:
+            return
         con.execute(DELETE_SQL)
         con.execute(
             INSERT_SQL,
@@ -356,6 +375,29 @@ class DuckDBEventStore:
     def close(self) -> None:
         with self._write_lock:
             self._con.close()
+
+
+def _numbered(rows: pa.Table, gap_us: int) -> pa.Table:
+    """`rows` with `seq`, each row's position in (site, visitor, time, event id) order, and
+    `n`, its run: a new run starts at each visitor's first event and after every gap longer
+    than `gap_us` microseconds. The numbering INSERT_SQL's window functions give, done with
+    Arrow kernels on the key columns only."""
+    order = pc.sort_indices(
+        rows.select(["site_id", "visitor_id", "ts", "event_id"]),
+        sort_keys=[(k, "ascending") for k in ("site_id", "visitor_id", "ts", "event_id")],
+    )
+    site = rows.column("site_id").take(order)
+    visitor = rows.column("visitor_id").take(order)
+    micros = pc.cast(pc.cast(rows.column("ts"), pa.timestamp("us", "UTC")), pa.int64())
+    us = micros.take(order)
+    same_visitor = pc.and_(pc.equal(site[1:], site[:-1]), pc.equal(visitor[1:], visitor[:-1]))
+    continues = pc.and_(same_visitor, pc.less_equal(pc.subtract(us[1:], us[:-1]), gap_us))
+    starts = pa.chunked_array(
+        [pa.array([1], pa.int64()), pc.cast(pc.invert(continues), pa.int64())]
+    )
+    runs = pc.cumulative_sum(starts)
+    seq = pc.sort_indices(order)  # inverse permutation: row i is at position seq[i]
+    return rows.append_column("seq", seq).append_column("n", runs.take(seq))
 
 
 def _dicts(cur: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:

@@ -73,7 +73,8 @@ class ServerResult:
     name: str
     peak: dict[int, Phase] = field(default_factory=dict)  # batch → wrk run
     half: dict[int, Phase] = field(default_factory=dict)  # batch → hey run at half the peak
-    peak_rss_mb: float = 0.0
+    peak_rss_mb: float = 0.0  # the server and its child processes
+    peak_rss_server_mb: float = 0.0  # the server process alone
     stored: dict[str, int] = field(default_factory=dict)  # site → rows in the store
     expected: dict[str, int] = field(default_factory=dict)  # site → accepted events
 
@@ -110,8 +111,9 @@ class _Run:
             self.cadlink.start()
             try:
                 self._measure_all(bare, cad, sites)
-                bare.peak_rss_mb = procstats.sample(self.bare.pid).peak_rss_mb
-                cad.peak_rss_mb = procstats.sample(self.cadlink.pid).peak_rss_mb
+                for result, server in ((bare, self.bare), (cad, self.cadlink)):
+                    result.peak_rss_mb = procstats.tree_sample(server.pid).peak_rss_mb
+                    result.peak_rss_server_mb = procstats.sample(server.pid).peak_rss_mb
             finally:
                 self.cadlink.stop(timeout=self.opts.catch_up_timeout)  # drains the buffer
         finally:
@@ -165,10 +167,11 @@ class _Run:
         accepted0 = servers.ingest_counters(self.cadlink).accepted if is_cadlink else 0
         if self.profiler and is_cadlink:
             self.profiler.start(server.pid, name, self.opts.seconds)
-        t0, p0 = time.monotonic(), procstats.sample(server.pid)
+        # The server's CPU includes its child processes (cadlink's enrichment process).
+        t0, p0 = time.monotonic(), procstats.tree_sample(server.pid)
         busy0, kids0 = procstats.machine_busy_seconds(), procstats.children_cpu_seconds()
         result = load()
-        t1, p1 = time.monotonic(), procstats.sample(server.pid)
+        t1, p1 = time.monotonic(), procstats.tree_sample(server.pid)
         busy1, kids1 = procstats.machine_busy_seconds(), procstats.children_cpu_seconds()
         if self.profiler and is_cadlink:
             self.profiler.stop()
@@ -182,7 +185,7 @@ class _Run:
             t2 = self._catch_up()
             phase.catch_up_s = t2 - t1
             phase.end_to_end_s = t2 - t0
-            phase.cpu_seconds_total = procstats.sample(server.pid).cpu_seconds - p0.cpu_seconds
+            phase.cpu_seconds_total = procstats.tree_sample(server.pid).cpu_seconds - p0.cpu_seconds
         return phase
 
     def _catch_up(self) -> float:

@@ -31,9 +31,11 @@ and uvloop): the ratio between the two is what CADLINK's own work costs.
   the answered requests. hey repeats one body, so 8 hey processes (2 workers each, `-q` per
   worker) each send their own visitor's body, and the bodies leave out `eventId` so that the
   server assigns one and every request is stored.
-- **Server CPU per 1,000 events**: utime + stime of the server process (all threads) from
-  `/proc/PID/stat` over the load, and over the load plus the loader catching up.
-  **Peak RSS**: `VmHWM` from `/proc/PID/status` at the end of the run.
+- **Server CPU per 1,000 events**: utime + stime of the server process (all threads) and its
+  child processes (cadlink's enrichment process) from `/proc/PID/stat` over the load, and
+  over the load plus the loader catching up.
+  **Peak RSS**: `VmHWM` from `/proc/PID/status` at the end of the run, summed over the server
+  and its child processes (each one's high-water mark: an upper bound of their joint peak).
 - **Loader**: after each load, how many accepted events were not yet stored, and how fast the
   loader stored them (events/s while catching up; meaningful only when thousands of events
   are waiting: with a small backlog it mostly measures the loader's 0.5 s poll interval).
@@ -179,7 +181,9 @@ def _absolute(r: IngestResult) -> list[str]:
                 )
     rows += [
         "",
-        f"Peak RSS (VmHWM): `cadlink serve` {_f(r.cadlink.peak_rss_mb)} MB, "
+        f"Peak RSS (VmHWM): `cadlink serve` {_f(r.cadlink.peak_rss_mb)} MB "
+        f"(the server process {_f(r.cadlink.peak_rss_server_mb)} MB, its enrichment process "
+        f"{_f(r.cadlink.peak_rss_mb - r.cadlink.peak_rss_server_mb)} MB), "
         f"bare ASGI {_f(r.bare.peak_rss_mb)} MB.",
         "",
     ]

@@ -32,6 +32,38 @@ def sample(pid: int) -> ProcSample:
     )
 
 
+def children(pid: int) -> list[int]:
+    """Live child processes of `pid` (e.g. `cadlink serve`'s enrichment process)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:  # gone meanwhile
+            continue
+        if int(stat[stat.rindex(")") + 2 :].split()[1]) == pid:
+            found.append(int(entry.name))
+    return found
+
+
+def tree_sample(pid: int) -> ProcSample:
+    """`sample` summed over `pid` and its live children: CPU, RSS and peak RSS (the sum of
+    each process's high-water mark, an upper bound of the tree's peak)."""
+    total = sample(pid)
+    for child in children(pid):
+        try:
+            part = sample(child)
+        except OSError:
+            continue
+        total = ProcSample(
+            total.cpu_seconds + part.cpu_seconds,
+            total.rss_mb + part.rss_mb,
+            total.peak_rss_mb + part.peak_rss_mb,
+        )
+    return total
+
+
 def _status(pid: int) -> dict[str, int]:
     values: dict[str, int] = {}
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():

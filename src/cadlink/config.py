@@ -84,6 +84,12 @@ class Settings(BaseSettings):
         description="How long an idle loader waits before looking for new events (a busy one "
         "never waits): the longest an accepted event waits to be stored.",
     )
+    loader_enrich_process: bool = Field(
+        True,
+        description="Read and enrich buffered events in a child process of `cadlink serve` "
+        "(at a lower CPU priority), so that this work never holds the server's interpreter "
+        "lock and overlaps the writes; false does it in the loader thread.",
+    )
     dedup_window_hours: int = Field(
         1,
         description="A repeated `eventId` is recognised when its event time is within this many "

@@ -3,6 +3,9 @@
 Exactly-once: rows, drop counts and the buffer positions they came from are committed in one
 store transaction, and the store skips event ids it already holds. A crash anywhere replays
 from the last committed position and changes nothing twice.
+
+Batches are prepared (read, decoded, enriched) by a `BatchSource`: in this thread, or in a
+child process that works on the next batch while this thread writes the current one.
 """
 
 from __future__ import annotations
@@ -13,15 +16,13 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-import msgspec
-
 from cadlink.events import Envelope
 from cadlink.ingest.buffer import Backlog, SpoolReader
 from cadlink.pipeline.enrichment import Enricher, Identity
+from cadlink.pipeline.prepare import BatchSource, InlineSource, PreparedBatch
 from cadlink.store.events.base import EventStore, StoreBatch
 
 log = logging.getLogger(__name__)
-_decoder = msgspec.msgpack.Decoder(Envelope)
 
 
 @dataclass
@@ -39,17 +40,23 @@ class Loader:
         self,
         reader: SpoolReader,
         store: EventStore,
-        enricher: Enricher,
+        enricher: Enricher | None,
         *,
         batch_events: int = 10_000,
         interval: float = 0.5,
         backlog: Backlog | None = None,
         on_identities: Callable[[list[Identity]], None] | None = None,
         on_loaded: Callable[[int], None] | None = None,
+        source: BatchSource | None = None,
     ) -> None:
         self.reader = reader
         self.store = store
         self.enricher = enricher
+        if source is None:
+            if enricher is None:
+                raise ValueError("a loader needs an enricher or a batch source")
+            source = InlineSource(reader, enricher)
+        self.source: BatchSource = source
         self.batch_events = batch_events
         self.interval = interval
         self.backlog = backlog
@@ -67,7 +74,14 @@ class Loader:
 
     def load_envelopes(self, envelopes: Iterable[Envelope]) -> int:
         """Enrich and store envelopes directly (the demo generator and imports use this)."""
-        return self._store(list(envelopes), {})
+        batch = list(envelopes)
+        enriched = self._enricher().enrich(batch)
+        newest = max((e.received_ms for e in batch), default=0)
+        return self._write(
+            PreparedBatch(
+                enriched.rows, enriched.drops, enriched.identities, {}, len(batch), newest
+            )
+        )
 
     def load_history(self, chunks: Iterable[list[Envelope]], batch_events: int = 100_000) -> int:
         """Bulk-load generated or imported history: enrich, append in large batches, then
@@ -77,8 +91,10 @@ class Loader:
         pending: list[Envelope] = []
         count = 0
 
+        enricher = self._enricher()
+
         def flush() -> int:
-            enriched = self.enricher.enrich(pending)
+            enriched = enricher.enrich(pending)
             n = self.store.append(StoreBatch(enriched.rows, enriched.drops))
             if enriched.identities and self.on_identities is not None:
                 self.on_identities(enriched.identities)
@@ -99,19 +115,23 @@ class Loader:
         self.stats.events_stored += stored
         return stored
 
-    def _store(self, envelopes: list[Envelope], positions: dict[str, int]) -> int:
-        enriched = self.enricher.enrich(envelopes)
-        stored = self.store.write(StoreBatch(enriched.rows, enriched.drops, positions))
+    def _enricher(self) -> Enricher:
+        if self.enricher is None:
+            raise RuntimeError("this loader enriches in a child process only")
+        return self.enricher
+
+    def _write(self, batch: PreparedBatch) -> int:
+        stored = self.store.write(StoreBatch(batch.rows, batch.drops, batch.positions))
         self.stats.batches += 1
         self.stats.events_stored += stored
-        self.stats.events_dropped += sum(enriched.drops.values())
+        self.stats.events_dropped += sum(batch.drops.values())
         self.stats.last_batch_at = time.time()
-        if envelopes:
-            newest = max(e.received_ms for e in envelopes)
-            self.stats.last_event_received_ms = max(self.stats.last_event_received_ms, newest)
-        if enriched.identities and self.on_identities is not None:
+        self.stats.last_event_received_ms = max(
+            self.stats.last_event_received_ms, batch.newest_received_ms
+        )
+        if batch.identities and self.on_identities is not None:
             try:
-                self.on_identities(enriched.identities)
+                self.on_identities(batch.identities)
             except Exception:  # identities are a convenience; never block loading on them
                 log.exception("could not record identified users")
         if stored and self.on_loaded is not None:
@@ -120,20 +140,22 @@ class Loader:
 
     def run_once(self) -> int:
         """Load what the buffer holds now (up to one batch); returns events stored."""
-        batch = self.reader.read(self._positions, self.batch_events)
+        batch = self.source.next(self._positions, self.batch_events)
         stored = 0
-        if batch.payloads:
-            envelopes = [_decoder.decode(p) for p in batch.payloads]
-            stored = self._store(envelopes, batch.positions)
+        if batch.records:
+            # Let the source prepare the next batch while this one is written.
+            self.source.prefetch(self._positions | batch.positions, self.batch_events)
+            stored = self._write(batch)
             self._positions.update(batch.positions)
         removed = self.reader.cleanup(self._positions)
         if removed:
             self.store.forget_positions(removed)
+            self.source.forget(removed)
             for name in removed:
                 self._positions.pop(name, None)
         if self.backlog is not None:
             self.backlog.set(self.reader.unloaded_bytes(self._positions))
-        return stored if batch.payloads else -1
+        return stored if batch.records else -1
 
     def drain(self) -> int:
         """Load until the buffer is empty; returns events stored."""
@@ -164,3 +186,5 @@ class Loader:
             self.drain()
         except Exception:
             log.exception("final drain failed; the buffer keeps the events for the next start")
+        finally:
+            self.source.close()

@@ -127,16 +127,20 @@ def server_info(url: str) -> str:
 
 def main(events: int) -> dict[str, float]:
     store, info = build(events)
+    load_before = os.getloadavg()[0]
     try:
         results = measure(store)
         counted = store.count_events(SITE)
     finally:
         store.close()
-    _write(counted, results, info, server_info(database_url(events)))
+    load = (load_before, os.getloadavg()[0])
+    _write(counted, results, info, server_info(database_url(events)), load)
     return results
 
 
-def _write(events: int, r: dict[str, float], info: Build, server: str) -> None:
+def _write(
+    events: int, r: dict[str, float], info: Build, server: str, load: tuple[float, float]
+) -> None:
     from bench.report import versions, write_section
 
     table = "\n".join(f"| {a} | {b} | {c} |" for a, b, c in result_rows(r))
@@ -149,7 +153,8 @@ def _write(events: int, r: dict[str, float], info: Build, server: str) -> None:
     )
     results = f"""### Results — {stamp}, {events:,} events
 
-{versions(("psycopg",))}, {server}; medians of 3-5 warm runs.
+{versions(("psycopg",))}, {server}; medians of 3-5 warm runs; load average
+{load[0]:.1f} before the run and {load[1]:.1f} after it (2 cores shared with other work).
 {built}
 
 | Query | Time | Target (DuckDB's) |

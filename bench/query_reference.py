@@ -23,11 +23,15 @@ SESSION_COLUMNS = (
 )  # fmt: skip
 
 
-def dashboard(store: EventStore, site: str, lo: datetime, days: int, limit: int) -> dict[str, Any]:
-    """Raw rows of every panel; `lo` is the UTC midnight the period starts at."""
+def dashboard(
+    store: EventStore, site: str, lo: datetime, days: int, limit: int, exact: bool
+) -> dict[str, Any]:
+    """Raw rows of every panel; `lo` is the UTC midnight the period starts at. `exact`: the
+    breakdowns count distinct visitors exactly, as the layer does for small ranges."""
     duck = store.engine == "duckdb"
-    distinct = "approx_count_distinct" if duck else "count(DISTINCT"
-    close = "" if duck else ")"  # count(DISTINCT x) needs one more parenthesis
+    estimate = duck and not exact  # PostgreSQL has no estimate: always exact
+    distinct = "approx_count_distinct" if estimate else "count(DISTINCT"
+    close = "" if estimate else ")"  # count(DISTINCT x) needs one more parenthesis
     day_of = "epoch_ms(started_at) // 86400000" if duck else (
         "floor(EXTRACT(EPOCH FROM started_at) / 86400)::bigint")  # fmt: skip
     hi = lo + timedelta(days=days)
@@ -95,6 +99,13 @@ def same_numbers(layer: dict[str, Any], ref: dict[str, Any]) -> bool:
     if layer["summary"]["sessions"] != sessions.get(True, 0):
         return False
     if layer["summary"]["previous"]["sessions"] != sessions.get(False, 0):
+        return False
+    # Every session breakdown's visitor counts (the reference's rows carry them in column
+    # 1 + len(SESSION_COLUMNS)), then the series.
+    got = sorted(
+        r["visitors"] for name, rows in layer["breakdowns"].items() if name != "page" for r in rows
+    )
+    if got != sorted(int(r[1 + len(SESSION_COLUMNS)]) for r in ref["breakdowns"]):
         return False
     days = {int(r[0]): int(r[2]) for r in ref["series"]}
     return sorted(days.values()) == sorted(

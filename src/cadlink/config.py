@@ -90,6 +90,12 @@ class Settings(BaseSettings):
         "(at a lower CPU priority), so that this work never holds the server's interpreter "
         "lock and overlaps the writes; false does it in the loader thread.",
     )
+    duckdb_memory_limit: str = Field(
+        "",
+        description="Most memory DuckDB may use for its caches and queries (e.g. `256MB`); "
+        "beyond it, it evicts cached blocks and spills large operations to disk. Empty: "
+        "DuckDB's default, 80% of the machine's memory.",
+    )
     dedup_window_hours: int = Field(
         1,
         description="A repeated `eventId` is recognised when its event time is within this many "

@@ -75,6 +75,7 @@ def build_events(settings: Settings) -> EventStore:
         settings.events_url,
         session_timeout_minutes=settings.session_timeout_minutes,
         dedup_window_hours=settings.dedup_window_hours,
+        duckdb_memory_limit=settings.duckdb_memory_limit,
     )
 
 

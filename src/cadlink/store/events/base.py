@@ -92,7 +92,10 @@ class EventStore(Protocol):
 
 
 def open_event_store(
-    url: str, session_timeout_minutes: int = 30, dedup_window_hours: int = 1
+    url: str,
+    session_timeout_minutes: int = 30,
+    dedup_window_hours: int = 1,
+    duckdb_memory_limit: str = "",
 ) -> EventStore:
     """Pick the event store from its URL (`duckdb:///path` or `postgresql://…`)."""
     if url.startswith("duckdb://"):
@@ -105,6 +108,7 @@ def open_event_store(
             path or ":memory:",
             session_timeout_minutes=session_timeout_minutes,
             dedup_window_hours=dedup_window_hours,
+            memory_limit=duckdb_memory_limit,
         )
     scheme, sep, rest = url.partition("://")
     if sep and scheme in {"postgresql", "postgres", "postgresql+psycopg"}:

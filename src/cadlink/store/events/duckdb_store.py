@@ -44,14 +44,22 @@ class DuckDBEventStore:
     engine = "duckdb"
 
     def __init__(
-        self, path: str, *, session_timeout_minutes: int = 30, dedup_window_hours: int = 1
+        self,
+        path: str,
+        *,
+        session_timeout_minutes: int = 30,
+        dedup_window_hours: int = 1,
+        memory_limit: str = "",
     ) -> None:
         if path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self.gap_seconds = session_timeout_minutes * 60
         self.dedup_window = timedelta(hours=dedup_window_hours)
-        self._con = duckdb.connect(path)
+        config: dict[str, str | bool | int | float | list[str]] = (
+            {"memory_limit": memory_limit} if memory_limit else {}
+        )
+        self._con = duckdb.connect(path, config=config)
         self._write_lock = threading.Lock()
         self.init_schema()
 
@@ -176,7 +184,7 @@ class DuckDBEventStore:
         try:
             con.execute(
                 f"INSERT INTO analytics_events SELECT {_COLUMNS} FROM new_rows ORDER BY site_id, ts"
-            )
+            ).fetchall()  # completes the statement before the view goes
             self._rebuild_sessions(con, rows)
             self._update_rollups(con, lo, hi)
         finally:

@@ -51,7 +51,12 @@ def test_acknowledged_events_survive_kill_9_exactly_once(tmp_path: Path) -> None
     for t in threads:
         t.start()
     try:
-        time.sleep(2.0)
+        # Kill once the load is well under way: on a loaded CI machine the first answers can
+        # take seconds, and a fixed sleep then killed the server before anything was acked.
+        deadline = time.monotonic() + 30
+        while sum(map(len, acked)) < 1000 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(0.5)
         server.kill()
         time.sleep(0.2)
         stop.set()

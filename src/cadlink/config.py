@@ -81,8 +81,9 @@ class Settings(BaseSettings):
     loader_batch_events: int = Field(10_000, description="Most events the loader writes at once.")
     loader_interval_seconds: float = Field(
         0.2,
-        description="How long an idle loader waits before looking for new events (a busy one "
-        "never waits): the longest an accepted event waits to be stored.",
+        description="How often a loader that has caught up looks for new events (one with a "
+        "full batch waiting never waits): about the longest an accepted event waits to be "
+        "stored.",
     )
     loader_enrich_process: bool = Field(
         True,

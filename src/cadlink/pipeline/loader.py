@@ -63,6 +63,7 @@ class Loader:
         self.on_identities = on_identities
         self.on_loaded = on_loaded
         self.stats = LoaderStats()
+        self.last_batch_full = False
         self._positions = store.positions()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -142,9 +143,11 @@ class Loader:
         """Load what the buffer holds now (up to one batch); returns events stored."""
         batch = self.source.next(self._positions, self.batch_events)
         stored = 0
+        self.last_batch_full = batch.events >= self.batch_events
         if batch.records:
-            # Let the source prepare the next batch while this one is written.
-            self.source.prefetch(self._positions | batch.positions, self.batch_events)
+            if self.last_batch_full:
+                # More is waiting: let the source prepare it while this batch is written.
+                self.source.prefetch(self._positions | batch.positions, self.batch_events)
             stored = self._write(batch)
             self._positions.update(batch.positions)
         removed = self.reader.cleanup(self._positions)
@@ -171,8 +174,14 @@ class Loader:
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
+                started = time.monotonic()
                 if self.run_once() < 0:
                     self._stop.wait(self.interval)
+                elif not self.last_batch_full:
+                    # Caught up: start the next batch one interval after this one started,
+                    # not at once. A batch's fixed cost (a dozen statements) is then shared
+                    # by up to an interval's worth of events instead of a handful.
+                    self._stop.wait(max(0.0, self.interval - (time.monotonic() - started)))
             except Exception:
                 self.stats.errors += 1
                 log.exception("loader batch failed; retrying")

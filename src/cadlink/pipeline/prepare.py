@@ -48,6 +48,7 @@ class PreparedBatch:
     identities: list[Identity] = field(default_factory=list)
     positions: dict[str, int] = field(default_factory=dict)  # per segment read: its new end
     records: int = 0  # buffer records read; 0 when there was nothing new
+    events: int = 0  # events in those records, bots included
     newest_received_ms: int = 0
 
 
@@ -64,6 +65,7 @@ def prepare(
         identities=enriched.identities,
         positions=batch.positions,
         records=len(batch.payloads),
+        events=batch.events,
         newest_received_ms=max((e.received_ms for e in envelopes), default=0),
     )
 
@@ -128,6 +130,7 @@ def encode_batch(request_id: int, batch: PreparedBatch) -> tuple[bytes, bytes]:
         "id": request_id,
         "positions": batch.positions,
         "records": batch.records,
+        "events": batch.events,
         "newest": batch.newest_received_ms,
         "drops": [[s, d.isoformat(), r, n] for (s, d, r), n in batch.drops.items()],
         "identities": [
@@ -158,6 +161,7 @@ def decode_batch(header_bytes: bytes, rows: bytes) -> tuple[int, PreparedBatch]:
         ],
         positions={str(k): int(v) for k, v in header["positions"].items()},
         records=int(header["records"]),
+        events=int(header["events"]),
         newest_received_ms=int(header["newest"]),
     )
     return int(header["id"]), batch

@@ -106,3 +106,27 @@ def test_segments_are_private_files(tmp_path: Path) -> None:
     mode = os.stat(SpoolReader(tmp_path / "spool").segments()[0]).st_mode & 0o777
     assert mode == 0o600
     writer.close()
+
+
+@pytest.mark.parametrize("chunk", [7, 64, 1000, 1 << 20])
+def test_reading_a_chunk_at_a_time_loses_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, chunk: int
+) -> None:
+    from cadlink.ingest.buffer import spool
+
+    monkeypatch.setattr(spool, "_CHUNK", chunk)
+    w = SpoolWriter(tmp_path, fsync="never")
+    payloads = [bytes([i % 251]) * (1 + (i * 37) % 300) for i in range(120)]
+    for i, p in enumerate(payloads):
+        w.put(p, events=1 + i % 3)
+    w.close()
+    with open(next(tmp_path.glob("*.spool")), "ab") as fh:
+        fh.write(struct.pack("<III", 500, 0, 1) + b"torn")  # an unacknowledged tail
+    reader = SpoolReader(tmp_path)
+    positions: dict[str, int] = {}
+    got: list[bytes] = []
+    while (batch := reader.read(positions, 10)).payloads:
+        assert batch.events >= 10 or len(got) + len(batch.payloads) == len(payloads)
+        got.extend(batch.payloads)
+        positions.update(batch.positions)
+    assert got == payloads

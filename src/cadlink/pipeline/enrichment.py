@@ -112,7 +112,7 @@ class Enricher:
         # saves most of the per-event cost. The caches hold URLs and ids, never addresses.
         self._attribution = lru_cache(maxsize=65_536)(_attribution)
         self._path = lru_cache(maxsize=65_536)(path_of)
-        self._visitor = lru_cache(maxsize=65_536)(consented_visitor_id)
+        self._visitor = lru_cache(maxsize=16_384)(consented_visitor_id)
 
     def enrich(self, envelopes: list[Envelope]) -> Enriched:
         drops: dict[tuple[str, date, str], int] = defaultdict(int)

@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 
 _decoder = msgspec.msgpack.Decoder(Envelope)
 _LENGTH = struct.Struct("<I")
+_CHUNK_EVENTS = 2_000  # events decoded and enriched at a time
 
 
 @dataclass
@@ -55,18 +56,37 @@ class PreparedBatch:
 def prepare(
     reader: SpoolReader, enricher: Enricher, positions: dict[str, int], max_events: int
 ) -> PreparedBatch:
-    """Read up to about `max_events` events after `positions`, decode and enrich them."""
+    """Read up to about `max_events` events after `positions`, decode and enrich them.
+
+    A few thousand events at a time: the decoded events are Python objects, several times
+    the size of their Arrow rows, so decoding the whole batch at once would set the
+    process's peak memory.
+    """
     batch = reader.read(positions, max_events)
-    envelopes = [_decoder.decode(p) for p in batch.payloads]
-    enriched = enricher.enrich(envelopes)
+    payloads = batch.payloads
+    step = max(1, len(payloads) * _CHUNK_EVENTS // max(1, batch.events))
+    tables: list[pa.Table] = []
+    drops: dict[tuple[str, date, str], int] = {}
+    identities: list[Identity] = []
+    newest = 0
+    for start in range(0, len(payloads), step):
+        envelopes = [_decoder.decode(p) for p in payloads[start : start + step]]
+        enriched = enricher.enrich(envelopes)
+        tables.append(enriched.rows)
+        for key, n in enriched.drops.items():
+            drops[key] = drops.get(key, 0) + n
+        identities.extend(enriched.identities)
+        newest = max(newest, max(e.received_ms for e in envelopes))
+        del envelopes, enriched
+    rows = pa.concat_tables(tables) if tables else EVENT_ARROW_SCHEMA.empty_table()
     return PreparedBatch(
-        rows=enriched.rows,
-        drops=enriched.drops,
-        identities=enriched.identities,
+        rows=rows,
+        drops=drops,
+        identities=identities,
         positions=batch.positions,
-        records=len(batch.payloads),
+        records=len(payloads),
         events=batch.events,
-        newest_received_ms=max((e.received_ms for e in envelopes), default=0),
+        newest_received_ms=newest,
     )
 
 

@@ -23,12 +23,14 @@ import time
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 from cadlink.ingest.buffer.base import Backlog, BufferFull
 
 log = logging.getLogger(__name__)
 
 _HEADER = struct.Struct("<III")
+_CHUNK = 1 << 20  # how much of a segment the reader takes at a time
 SUFFIX = ".spool"
 
 
@@ -157,10 +159,11 @@ class SpoolReader:
     def segments(self) -> list[Path]:
         return sorted(self.directory.glob(f"*{SUFFIX}"))
 
-    def read(self, positions: dict[str, int], max_events: int, count: object = None) -> ReadBatch:
+    def read(self, positions: dict[str, int], max_events: int) -> ReadBatch:
         """Read records after `positions` until about `max_events` events are collected.
 
-        `count`, when given, is a callable `payload -> number of events` used for the limit.
+        Reads a segment a chunk at a time, so a batch costs what it holds, not what is left
+        of the segment (up to `segment_bytes`) behind it.
         """
         batch = ReadBatch()
         for path in self.segments():
@@ -171,30 +174,53 @@ class SpoolReader:
                 continue
             if size <= offset:
                 continue
-            with path.open("rb") as fh:
-                fh.seek(offset)
-                data = fh.read(size - offset)
-            pos = 0
-            while pos + _HEADER.size <= len(data):
-                length, crc, events = _HEADER.unpack_from(data, pos)
-                end = pos + _HEADER.size + length
-                if end > len(data):
-                    break  # a record still being written, or a torn unacknowledged tail
-                payload = data[pos + _HEADER.size : end]
-                if zlib.crc32(payload) != crc:
-                    log.error(
-                        "spool record failed its checksum; skipping the rest of %s", path.name
-                    )
-                    end = len(data)
-                    batch.positions[path.name] = offset + end
-                    break
-                batch.payloads.append(payload)
-                batch.events += events
-                pos = end
-                batch.positions[path.name] = offset + pos
-                if batch.events >= max_events:
+            try:
+                fh = path.open("rb")
+            except FileNotFoundError:  # deleted meanwhile: it was fully loaded
+                continue
+            with fh:
+                if self._read_segment(fh, path.name, offset, size, batch, max_events):
                     return batch
         return batch
+
+    @staticmethod
+    def _read_segment(
+        fh: BinaryIO, name: str, offset: int, size: int, batch: ReadBatch, max_events: int
+    ) -> bool:
+        """Adds the complete records of one segment after `offset` (up to `size`) to `batch`;
+        True once it holds `max_events` events."""
+        fh.seek(offset)
+        data = b""
+        start = offset  # file offset of data[0]
+        pos = 0
+        while True:
+            if pos + _HEADER.size <= len(data):
+                length, crc, events = _HEADER.unpack_from(data, pos)
+                end = pos + _HEADER.size + length
+            else:
+                end = pos + _HEADER.size
+            if end > len(data):  # need more bytes: keep the unread tail, read the next chunk
+                missing = size - (start + len(data))
+                if missing <= 0:
+                    return False  # a record still being written, or a torn unacknowledged tail
+                more = fh.read(min(missing, max(_CHUNK, end - pos)))
+                if not more:  # shorter than it was a moment ago: nothing more to take
+                    return False
+                data = data[pos:] + more
+                start += pos
+                pos = 0
+                continue
+            payload = data[pos + _HEADER.size : end]
+            if zlib.crc32(payload) != crc:
+                log.error("spool record failed its checksum; skipping the rest of %s", name)
+                batch.positions[name] = size
+                return False
+            batch.payloads.append(payload)
+            batch.events += events
+            pos = end
+            batch.positions[name] = start + pos
+            if batch.events >= max_events:
+                return True
 
     def cleanup(self, positions: dict[str, int]) -> list[str]:
         """Delete sealed segments whose every byte is committed; returns their names."""

@@ -36,14 +36,8 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
 
-class _Probe(msgspec.Struct):
-    """Skims the body to tell a batch from a single event without decoding it twice."""
-
-    events: msgspec.Raw = msgspec.field(default_factory=msgspec.Raw)
-
-
-_probe_decoder = msgspec.json.Decoder(_Probe)
 _batch_decoder = msgspec.json.Decoder(IncomingBatch)
+_NOT_A_BATCH = "Object missing required field `events`"  # a single event, not {"events": …}
 _event_decoder = msgspec.json.Decoder(IncomingEvent)
 _envelope_encoder = msgspec.msgpack.Encoder()
 _json = msgspec.json.Encoder()
@@ -233,11 +227,14 @@ class CollectHandler:
         if not body.strip():
             raise Rejection(400, "empty_body", "request body is empty", None)
         try:
-            probe = _probe_decoder.decode(body)
-            if len(probe.events):
+            # The batch form first (the tracker always sends it): one pass over the body.
+            try:
                 batch = _batch_decoder.decode(body)
-                return batch.events, batch.site_id
-            return [_event_decoder.decode(body)], None
+            except msgspec.ValidationError as e:
+                if str(e) != _NOT_A_BATCH:
+                    raise
+                return [_event_decoder.decode(body)], None
+            return batch.events, batch.site_id
         except msgspec.ValidationError as e:
             field = _field_of(e)
             raise Rejection(400, "invalid_event", str(e), field) from None

@@ -187,8 +187,8 @@ def _write(events: int, r: dict[str, float], copies: int = 1) -> None:
 `python -m bench query --events 10000000 --copies 10` measures the same reports on a store
 holding ten copies of the 10 M demo month, each copy with its own visitors, event ids and
 sessions over the same 30 days (`bench/scale.py`: generating 100 M events through enrichment
-takes over an hour on two cores; sessions and rollups are rebuilt by the store as after an
-import)."""
+takes over an hour on two cores). Sessions and rollups are copied the same way, which equals
+what the store's own rebuild derives (checked on a small store) without its whole-site pass."""
         write_section("query100m", intro, results)
         return
     intro = """## Queries (DuckDB)

@@ -129,7 +129,7 @@ class InlineSource:
 # frame (empty when the batch has no rows).
 
 
-def write_frame(out: IO[bytes], payload: bytes) -> None:
+def write_frame(out: IO[bytes], payload: bytes | pa.Buffer) -> None:
     out.write(_LENGTH.pack(len(payload)))
     out.write(payload)
 
@@ -145,7 +145,7 @@ def read_frame(stream: IO[bytes]) -> bytes:
     return payload
 
 
-def encode_batch(request_id: int, batch: PreparedBatch) -> tuple[bytes, bytes]:
+def encode_batch(request_id: int, batch: PreparedBatch) -> tuple[bytes, bytes | pa.Buffer]:
     header = {
         "id": request_id,
         "positions": batch.positions,
@@ -158,12 +158,12 @@ def encode_batch(request_id: int, batch: PreparedBatch) -> tuple[bytes, bytes]:
             for i in batch.identities
         ],
     }
-    rows = b""
+    rows: bytes | pa.Buffer = b""
     if batch.rows.num_rows:
         sink = pa.BufferOutputStream()
         with pa.ipc.new_stream(sink, batch.rows.schema) as writer:
             writer.write_table(batch.rows)
-        rows = sink.getvalue().to_pybytes()
+        rows = sink.getvalue()  # written to the pipe as it is, not copied into bytes
     return msgspec.msgpack.encode(header), rows
 
 

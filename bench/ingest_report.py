@@ -15,10 +15,11 @@ INTRO = """## Ingest
 ### What it measures
 `POST /api/v1/collect` on a real `cadlink serve` over loopback: embedded mode with default
 settings (spool-file buffer fsynced once a second, so an answered event survives `kill -9`;
-DuckDB event store; the loader thread in the same process) except that the per-IP rate limit
-is off. In the same run the same load goes to a bare ASGI app that reads the body and answers
-204, served by uvicorn with the options `cadlink serve` uses (`bench/bare_app.py`; httptools
-and uvloop): the ratio between the two is what CADLINK's own work costs.
+DuckDB event store; the loader thread in the same process, with its enrichment process)
+except that the per-IP rate limit is off. In the same run the same load goes to a bare ASGI
+app that reads the body and answers 204, served by uvicorn with the options `cadlink serve`
+uses (`bench/bare_app.py`; httptools and uvloop): the ratio between the two is what CADLINK's
+own work costs.
 
 - Bodies are what the tracker sends, `{"siteId": …, "events": […]}`, with ~600-byte events
   (`bench/payloads.py`); every event id is unique (wrk's Lua numbers them), a visitor sends 4
@@ -38,7 +39,7 @@ and uvloop): the ratio between the two is what CADLINK's own work costs.
   and its child processes (each one's high-water mark: an upper bound of their joint peak).
 - **Loader**: after each load, how many accepted events were not yet stored, and how fast the
   loader stored them (events/s while catching up; meaningful only when thousands of events
-  are waiting: with a small backlog it mostly measures the loader's 0.5 s poll interval).
+  are waiting: with a small backlog it mostly measures the loader's 0.2 s poll interval).
   *Sustained* = accepted events divided by the time from load start until the last of them
   was stored.
 - **Nothing lost**: each phase posts to its own site; after the run the server is stopped
@@ -46,7 +47,7 @@ and uvloop): the ratio between the two is what CADLINK's own work costs.
   server counted as accepted.
 
 ### How to run
-`make bench` (all benchmarks) or `.venv/bin/python -m bench ingest` (about 2 to 3 minutes;
+`make bench` (all benchmarks) or `.venv/bin/python -m bench ingest` (about 3 to 5 minutes;
 installs Debian's `wrk` and `hey` with apt-get if missing). Options: `--seconds` per measurement,
 `--connections` for wrk, `--no-write` to leave this file alone, `--keep` to keep the server
 logs and data, `--set CADLINK_X=VALUE` to try a non-default setting, `--profile DIR` to record

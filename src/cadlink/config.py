@@ -89,7 +89,14 @@ class Settings(BaseSettings):
         0.2,
         description="How often a loader that has caught up looks for new events (one with a "
         "full batch waiting never waits): about the longest an accepted event waits to be "
-        "stored.",
+        "stored while traffic is light.",
+    )
+    loader_max_delay_seconds: float = Field(
+        1.0,
+        description="Under steady load, how long a loader that has caught up may wait between "
+        "batches so that it writes fewer, larger ones (it waits five times as long as its last "
+        "batch took, from `CADLINK_LOADER_INTERVAL_SECONDS` up to this): the longest an "
+        "accepted event waits to be stored when the server is busy.",
     )
     loader_enrich_process: bool = Field(
         True,

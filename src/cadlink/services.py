@@ -150,6 +150,7 @@ class Services:
             enricher,
             batch_events=settings.loader_batch_events,
             interval=settings.loader_interval_seconds,
+            max_delay=settings.loader_max_delay_seconds,
             backlog=backlog,
             on_identities=record_identities,
             source=source,

@@ -49,6 +49,7 @@ class Phase:
     catch_up_s: float = 0.0
     cpu_seconds_total: float = 0.0  # load plus catch-up
     end_to_end_s: float = 0.0  # load start until every accepted event is stored
+    split: procstats.CpuSplit | None = None  # where the server's CPU went during the load
 
     @property
     def cpu_per_1k(self) -> float:
@@ -170,14 +171,17 @@ class _Run:
         # The server's CPU includes its child processes (cadlink's enrichment process).
         t0, p0 = time.monotonic(), procstats.tree_sample(server.pid)
         busy0, kids0 = procstats.machine_busy_seconds(), procstats.children_cpu_seconds()
+        split0 = procstats.cpu_split(server.pid)
         result = load()
         t1, p1 = time.monotonic(), procstats.tree_sample(server.pid)
+        split1 = procstats.cpu_split(server.pid)
         busy1, kids1 = procstats.machine_busy_seconds(), procstats.children_cpu_seconds()
         if self.profiler and is_cadlink:
             self.profiler.stop()
         server_cpu = p1.cpu_seconds - p0.cpu_seconds
         others = (busy1 - busy0) - server_cpu - (kids1 - kids0)
         phase = Phase(result, server_cpu, result.requests * batch, max(0.0, others) / (t1 - t0))
+        phase.split = split1 - split0
         if is_cadlink:
             end = servers.ingest_counters(server)
             phase.events_accepted = end.accepted - accepted0

@@ -182,6 +182,26 @@ def _absolute(r: IngestResult) -> list[str]:
                 )
     rows += [
         "",
+        "Where the server's CPU went during each load, in µs per event: the main thread (the "
+        "event loop: the request path), the other threads (cadlink: the loader, DuckDB, fsync) "
+        "and the child processes (cadlink: the enrichment process).",
+        "",
+        "| server | load | main thread | other threads | child processes |",
+        "|---|---|---|---|---|",
+    ]
+    for s in (r.bare, r.cadlink):
+        for kind, phases in (("wrk peak", s.peak), ("hey ½ peak", s.half)):
+            for b in BATCHES:
+                sp = phases[b].split
+                if sp is None:
+                    continue
+                per = 1e6 / max(1, phases[b].events_accepted)
+                rows.append(
+                    f"| {s.name} | {kind}, batch {b} | {_f(sp.main * per, 1)} | "
+                    f"{_f(sp.threads * per, 1)} | {_f(sp.children * per, 1)} |"
+                )
+    rows += [
+        "",
         f"Peak RSS (VmHWM): `cadlink serve` {_f(r.cadlink.peak_rss_mb)} MB "
         f"(the server process {_f(r.cadlink.peak_rss_server_mb)} MB, its enrichment process "
         f"{_f(r.cadlink.peak_rss_mb - r.cadlink.peak_rss_server_mb)} MB), "

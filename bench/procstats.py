@@ -32,6 +32,47 @@ def sample(pid: int) -> ProcSample:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class CpuSplit:
+    """CPU seconds of a server by where they were spent."""
+
+    main: float  # the main thread: the event loop, i.e. the request path
+    threads: float  # its other threads (cadlink: the loader, DuckDB's workers, fsync)
+    children: float  # its child processes (cadlink: the enrichment process)
+
+    def __sub__(self, other: CpuSplit) -> CpuSplit:
+        return CpuSplit(
+            self.main - other.main, self.threads - other.threads, self.children - other.children
+        )
+
+
+def _cpu(stat_path: Path) -> float:
+    stat = stat_path.read_text()
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / _TICKS
+
+
+def cpu_split(pid: int) -> CpuSplit:
+    """CPU seconds of `pid`'s main thread, its other threads and its live children."""
+    main = threads = 0.0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            cpu = _cpu(task / "stat")
+        except OSError:  # a thread that ended meanwhile
+            continue
+        if task.name == str(pid):
+            main = cpu
+        else:
+            threads += cpu
+    kids = 0.0
+    for child in children(pid):
+        try:
+            kids += _cpu(Path(f"/proc/{child}/stat"))
+        except OSError:
+            continue
+    return CpuSplit(main, threads, kids)
+
+
 def children(pid: int) -> list[int]:
     """Live child processes of `pid` (e.g. `cadlink serve`'s enrichment process)."""
     found = []

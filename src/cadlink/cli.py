@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import secrets
 import sys
@@ -56,6 +57,12 @@ def serve(host: str | None, port: int | None) -> None:
                 "(DuckDB allows one writer): stop the other `cadlink serve` first"
             ) from None
         raise
+    # Everything built so far (the app, its libraries) lives as long as the server: frozen,
+    # the collector no longer walks it on every full pass. At the single-event peak those
+    # passes cost the request path up to 5 µs per request (a microbenchmark of the
+    # collect handler: 15 -> 10 µs while the app was young).
+    gc.collect()
+    gc.freeze()
     uvicorn.run(
         app,
         host=host or settings.host,

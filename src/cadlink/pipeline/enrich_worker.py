@@ -72,6 +72,11 @@ def main(argv: list[str]) -> int:
             request = decoder.decode(read_frame(stdin))
         except EOFError:
             return 0
+        # A batch decodes tens of thousands of small objects that die with it (no cycles):
+        # with the collector on, its passes over them took a third of this process's CPU
+        # (14.1 -> 9.1 µs per single-event record). Refcounting frees them; the collector
+        # runs again between batches.
+        gc.disable()
         try:
             batch = prepare(reader, enricher, request.positions, request.max)
             header, rows = encode_batch(request.id, batch)
@@ -79,6 +84,8 @@ def main(argv: list[str]) -> int:
             log.exception("could not prepare a loader batch")
             error = "".join(traceback.format_exception_only(e)).strip()
             header, rows = msgspec.msgpack.encode({"id": request.id, "error": error}), b""
+        finally:
+            gc.enable()
         write_frame(out, header)
         write_frame(out, rows)
         out.flush()

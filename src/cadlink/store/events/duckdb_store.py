@@ -40,6 +40,14 @@ from cadlink.store.events.duckdb_sessions import (
 _COLUMNS = ", ".join(EVENT_COLUMN_NAMES)
 
 
+# DuckDB checkpoints (compresses the write-ahead log's rows into the database file) once the
+# log holds this much. Its default, 16MB, is about two loader batches: every checkpoint then
+# re-compresses the same partly filled row groups again, and commits took 6.8 µs per event
+# (40 k-event batches, 600 k stored); at 64MB they take 3.0 µs, the loader's whole write
+# 14.8 -> 10.8 µs, and peak memory is lower too (fewer, larger checkpoints).
+CHECKPOINT_THRESHOLD = "64MB"
+
+
 class DuckDBEventStore:
     engine = "duckdb"
 
@@ -56,9 +64,11 @@ class DuckDBEventStore:
         self.path = path
         self.gap_seconds = session_timeout_minutes * 60
         self.dedup_window = timedelta(hours=dedup_window_hours)
-        config: dict[str, str | bool | int | float | list[str]] = (
-            {"memory_limit": memory_limit} if memory_limit else {}
-        )
+        config: dict[str, str | bool | int | float | list[str]] = {
+            "checkpoint_threshold": CHECKPOINT_THRESHOLD
+        }
+        if memory_limit:
+            config["memory_limit"] = memory_limit
         self._con = duckdb.connect(path, config=config)
         self._write_lock = threading.Lock()
         self.init_schema()

@@ -444,3 +444,13 @@ def test_both_stores_give_identical_answers(
     finally:
         for store in stores:
             store.close()
+
+
+def test_dead_letters_are_kept_with_the_batch_that_met_them(event_store: EventStore) -> None:
+    rejected = [(b"\x81\xa3not\xa2an", "undecodable: expected an array"), (b"\x00" * 3, "why")]
+    rows = raw_rows(("d-1", T0))
+    assert event_store.write(StoreBatch(rows, {}, {"seg-1": 42}, rejected)) == 1
+    letters = event_store.dead_letters()
+    assert [(bytes(d["payload"]), d["error"]) for d in letters] == rejected
+    assert all(d["stored_at"] is not None for d in letters)
+    assert event_store.positions() == {"seg-1": 42}

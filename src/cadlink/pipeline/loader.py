@@ -35,6 +35,7 @@ class LoaderStats:
     last_batch_at: float = 0.0
     last_event_received_ms: int = 0  # newest arrival time loaded: loader lag = now - this
     errors: int = 0
+    dead_letters: int = 0  # buffer records that could not be loaded, kept in `dead_letters`
 
 
 class Loader:
@@ -126,8 +127,11 @@ class Loader:
         return self.enricher
 
     def _write(self, batch: PreparedBatch) -> int:
-        stored = self.store.write(StoreBatch(batch.rows, batch.drops, batch.positions))
+        stored = self.store.write(
+            StoreBatch(batch.rows, batch.drops, batch.positions, batch.rejected)
+        )
         self.stats.batches += 1
+        self.stats.dead_letters += len(batch.rejected)
         self.stats.events_stored += stored
         self.stats.events_dropped += sum(batch.drops.values())
         self.stats.last_batch_at = time.time()

@@ -30,7 +30,7 @@ import pyarrow as pa
 
 from cadlink.events import Envelope
 from cadlink.ingest.buffer import SpoolReader
-from cadlink.pipeline.enrichment import Enricher, Identity
+from cadlink.pipeline.enrichment import Enriched, Enricher, Identity
 from cadlink.store.events.base import EVENT_ARROW_SCHEMA
 
 log = logging.getLogger(__name__)
@@ -51,6 +51,9 @@ class PreparedBatch:
     records: int = 0  # buffer records read; 0 when there was nothing new
     events: int = 0  # events in those records, bots included
     newest_received_ms: int = 0
+    # Records that cannot be loaded (undecodable, or enrichment fails on them), with why:
+    # stored as dead letters with the batch instead of blocking every batch after them.
+    rejected: list[tuple[bytes, str]] = field(default_factory=list)
 
 
 def prepare(
@@ -69,15 +72,16 @@ def prepare(
     drops: dict[tuple[str, date, str], int] = {}
     identities: list[Identity] = []
     newest = 0
+    rejected: list[tuple[bytes, str]] = []
     for start in range(0, len(payloads), step):
-        envelopes = [_decoder.decode(p) for p in payloads[start : start + step]]
-        enriched = enricher.enrich(envelopes)
-        tables.append(enriched.rows)
-        for key, n in enriched.drops.items():
-            drops[key] = drops.get(key, 0) + n
-        identities.extend(enriched.identities)
-        newest = max(newest, max(e.received_ms for e in envelopes))
-        del envelopes, enriched
+        chunk, envelopes = _decode(payloads[start : start + step], rejected)
+        for enriched in _enrich(enricher, chunk, envelopes, rejected):
+            tables.append(enriched.rows)
+            for key, n in enriched.drops.items():
+                drops[key] = drops.get(key, 0) + n
+            identities.extend(enriched.identities)
+        newest = max(newest, max((e.received_ms for e in envelopes), default=0))
+        del envelopes
     rows = pa.concat_tables(tables) if tables else EVENT_ARROW_SCHEMA.empty_table()
     return PreparedBatch(
         rows=rows,
@@ -87,7 +91,56 @@ def prepare(
         records=len(payloads),
         events=batch.events,
         newest_received_ms=newest,
+        rejected=rejected,
     )
+
+
+def _decode(
+    payloads: list[bytes], rejected: list[tuple[bytes, str]]
+) -> tuple[list[bytes], list[Envelope]]:
+    """The envelopes of `payloads` and the payloads they came from; a record that does not
+    decode (it passed its checksum, so a writer of another version wrote it) is rejected."""
+    try:
+        return payloads, [_decoder.decode(p) for p in payloads]
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        pass
+    kept: list[bytes] = []
+    envelopes: list[Envelope] = []
+    for payload in payloads:
+        try:
+            envelopes.append(_decoder.decode(payload))
+        except (msgspec.DecodeError, msgspec.ValidationError) as e:
+            log.error("a buffer record does not decode (%s): kept as a dead letter", e)
+            rejected.append((payload, f"undecodable: {e}"))
+            continue
+        kept.append(payload)
+    return kept, envelopes
+
+
+def _enrich(
+    enricher: Enricher,
+    payloads: list[bytes],
+    envelopes: list[Envelope],
+    rejected: list[tuple[bytes, str]],
+) -> list[Enriched]:
+    """Enrich `envelopes` at once; if that fails, one by one, rejecting those that fail, so
+    that one bad record does not stop the loader for good (it would fail every retry)."""
+    try:
+        return [enricher.enrich(envelopes)]
+    except MemoryError:
+        raise
+    except Exception:
+        log.warning("enriching %d buffer records failed; trying them one by one", len(envelopes))
+    parts: list[Enriched] = []
+    for payload, envelope in zip(payloads, envelopes, strict=True):
+        try:
+            parts.append(enricher.enrich([envelope]))
+        except MemoryError:
+            raise
+        except Exception as e:
+            log.exception("enrichment failed on a buffer record: kept as a dead letter")
+            rejected.append((payload, f"enrichment failed: {e!r}"[:1000]))
+    return parts
 
 
 class BatchSource(Protocol):
@@ -157,6 +210,7 @@ def encode_batch(request_id: int, batch: PreparedBatch) -> tuple[bytes, bytes | 
             [i.site_id, i.user_id, i.traits, int(i.seen_at.timestamp() * 1000)]
             for i in batch.identities
         ],
+        "rejected": [[payload, why] for payload, why in batch.rejected],
     }
     rows: bytes | pa.Buffer = b""
     if batch.rows.num_rows:
@@ -183,6 +237,7 @@ def decode_batch(header_bytes: bytes, rows: bytes) -> tuple[int, PreparedBatch]:
         records=int(header["records"]),
         events=int(header["events"]),
         newest_received_ms=int(header["newest"]),
+        rejected=[(bytes(p), str(why)) for p, why in header.get("rejected", [])],
     )
     return int(header["id"]), batch
 

@@ -67,7 +67,13 @@ class CadlinkCollector(Collector):
         yield lag
         errors = CounterMetricFamily("cadlink_loader_errors", "Loader batches that failed")
         errors.add_metric([], self.svc.loader.stats.errors)
+        dead = CounterMetricFamily(
+            "cadlink_loader_dead_letters",
+            "Buffer records the loader could not load (kept in the dead_letters table)",
+        )
+        dead.add_metric([], self.svc.loader.stats.dead_letters)
         yield errors
+        yield dead
 
 
 def make_registry(svc: Services, http: HttpCounters) -> CollectorRegistry:

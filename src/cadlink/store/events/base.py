@@ -34,6 +34,8 @@ class StoreBatch:
     rows: pa.Table
     drops: dict[tuple[str, date, str], int] = field(default_factory=dict)
     positions: dict[str, int] = field(default_factory=dict)
+    # Buffer records that could not be loaded, with why: kept in `dead_letters`.
+    rejected: list[tuple[bytes, str]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -83,6 +85,11 @@ class EventStore(Protocol):
     ) -> list[dict[str, Any]]: ...
 
     def dropped(self, site_id: str, start: date, end: date) -> list[dict[str, Any]]: ...
+
+    def dead_letters(self) -> list[dict[str, Any]]:
+        """Accepted buffer records the loader could not load (`stored_at`, `error`,
+        `payload`), oldest first."""
+        ...
 
     def count_events(self, site_id: str | None = None) -> int: ...
 

@@ -101,6 +101,16 @@ SUPPORT_DDL = (
     """
     CREATE TABLE IF NOT EXISTS schema_info (key VARCHAR PRIMARY KEY, value VARCHAR NOT NULL)
     """,
+    # Accepted buffer records the loader could not load (they do not decode, or enrichment
+    # fails on them), kept as they were so that nothing accepted is lost without a trace.
+    """
+    CREATE TABLE IF NOT EXISTS dead_letters (
+        stored_at TIMESTAMPTZ NOT NULL,
+        n INTEGER NOT NULL,  -- its place among the batch's dead letters
+        error VARCHAR NOT NULL,
+        payload BLOB NOT NULL
+    )
+    """,
 )
 
 SCHEMA_VERSION = "1"

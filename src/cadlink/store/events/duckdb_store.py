@@ -107,6 +107,10 @@ class DuckDBEventStore:
             try:
                 inserted = self._insert(con, batch) if batch.rows.num_rows else 0
                 self._add_drops(con, batch.drops)
+                for n, (payload, why) in enumerate(batch.rejected):
+                    con.execute(
+                        "INSERT INTO dead_letters VALUES (now(), ?, ?, ?)", [n, why, payload]
+                    )
                 for segment, position in batch.positions.items():
                     con.execute(
                         "INSERT OR REPLACE INTO loader_positions VALUES (?, ?)", [segment, position]
@@ -339,6 +343,12 @@ class DuckDBEventStore:
             "ORDER BY started_at, session_key LIMIT ?",
             [site_id, start, end, limit],
         )
+        return _dicts(cur)
+
+    def dead_letters(self) -> list[dict[str, Any]]:
+        """Buffer records the loader could not load, oldest first."""
+        cur = self._reader()
+        cur.execute("SELECT stored_at, error, payload FROM dead_letters ORDER BY stored_at, n")
         return _dicts(cur)
 
     def dropped(self, site_id: str, start: date, end: date) -> list[dict[str, Any]]:

@@ -142,6 +142,15 @@ SUPPORT_DDL = (
         PRIMARY KEY (site_id, day, reason)
     )
     """,
+    # Accepted buffer records the loader could not load (see duckdb_schema.py).
+    """
+    CREATE TABLE IF NOT EXISTS dead_letters (
+        stored_at timestamptz NOT NULL,
+        n integer NOT NULL,  -- its place among the batch's dead letters
+        error text NOT NULL,
+        payload bytea NOT NULL
+    )
+    """,
     "CREATE TABLE IF NOT EXISTS schema_info (key text PRIMARY KEY, value text NOT NULL)",
     # DuckDB's TRY_CAST(... AS DOUBLE): NULL instead of an error for a malformed revenue.
     """

@@ -199,6 +199,12 @@ class PostgresEventStore:
         with self._writing() as con:
             inserted = self._insert(con, rows) if rows.num_rows else 0
             add_drops(con, batch.drops)
+            if batch.rejected:
+                with con.cursor() as cur:
+                    cur.executemany(
+                        "INSERT INTO dead_letters VALUES (now(), %s, %s, %s)",
+                        [(n, why, payload) for n, (payload, why) in enumerate(batch.rejected)],
+                    )
             if batch.positions:
                 with con.cursor() as cur:
                     cur.executemany(
@@ -368,6 +374,12 @@ class PostgresEventStore:
             "SELECT * FROM sessions WHERE site_id = %s AND started_at >= %s AND started_at < %s "
             "ORDER BY started_at, session_key LIMIT %s",
             [site_id, start, end, limit],
+        )
+
+    def dead_letters(self) -> list[Row]:
+        """Buffer records the loader could not load, oldest first."""
+        return self._fetch(
+            "SELECT stored_at, error, payload FROM dead_letters ORDER BY stored_at, n"
         )
 
     def dropped(self, site_id: str, start: date, end: date) -> list[Row]:

@@ -21,6 +21,7 @@ import logging
 import struct
 import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import IO, Protocol
@@ -59,40 +60,47 @@ class PreparedBatch:
 def prepare(
     reader: SpoolReader, enricher: Enricher, positions: dict[str, int], max_events: int
 ) -> PreparedBatch:
-    """Read up to about `max_events` events after `positions`, decode and enrich them.
+    """Read up to about `max_events` events after `positions`, decode and enrich them."""
+    batch = PreparedBatch(EVENT_ARROW_SCHEMA.empty_table())
+    tables = list(prepare_chunks(reader, enricher, positions, max_events, batch))
+    if tables:
+        batch.rows = pa.concat_tables(tables)
+    return batch
 
-    A few thousand events at a time: the decoded events are Python objects, several times
-    the size of their Arrow rows, so decoding the whole batch at once would set the
-    process's peak memory.
+
+def prepare_chunks(
+    reader: SpoolReader,
+    enricher: Enricher,
+    positions: dict[str, int],
+    max_events: int,
+    batch: PreparedBatch,
+) -> Iterator[pa.Table]:
+    """Yield the enriched rows of up to about `max_events` events after `positions`, a few
+    thousand events at a time, and fill in the rest of `batch` (all but its rows) as it goes.
+
+    Reading, decoding and enriching a chunk at a time bounds this process's memory by the
+    chunk, not the batch: decoded events are Python objects several times the size of their
+    Arrow rows, and the child process sends each chunk's rows as soon as they are ready.
     """
-    batch = reader.read(positions, max_events)
-    payloads = batch.payloads
-    step = max(1, len(payloads) * _CHUNK_EVENTS // max(1, batch.events))
-    tables: list[pa.Table] = []
-    drops: dict[tuple[str, date, str], int] = {}
-    identities: list[Identity] = []
-    newest = 0
-    rejected: list[tuple[bytes, str]] = []
-    for start in range(0, len(payloads), step):
-        chunk, envelopes = _decode(payloads[start : start + step], rejected)
-        for enriched in _enrich(enricher, chunk, envelopes, rejected):
-            tables.append(enriched.rows)
+    at = dict(positions)
+    while batch.events < max_events:
+        part = reader.read(at, min(_CHUNK_EVENTS, max_events - batch.events))
+        if not part.payloads:
+            return
+        at |= part.positions
+        batch.positions |= part.positions
+        batch.records += len(part.payloads)
+        batch.events += part.events
+        payloads, envelopes = _decode(part.payloads, batch.rejected)
+        del part
+        for enriched in _enrich(enricher, payloads, envelopes, batch.rejected):
             for key, n in enriched.drops.items():
-                drops[key] = drops.get(key, 0) + n
-            identities.extend(enriched.identities)
-        newest = max(newest, max((e.received_ms for e in envelopes), default=0))
-        del envelopes
-    rows = pa.concat_tables(tables) if tables else EVENT_ARROW_SCHEMA.empty_table()
-    return PreparedBatch(
-        rows=rows,
-        drops=drops,
-        identities=identities,
-        positions=batch.positions,
-        records=len(payloads),
-        events=batch.events,
-        newest_received_ms=newest,
-        rejected=rejected,
-    )
+                batch.drops[key] = batch.drops.get(key, 0) + n
+            batch.identities.extend(enriched.identities)
+            yield enriched.rows
+        newest = max((e.received_ms for e in envelopes), default=0)
+        batch.newest_received_ms = max(batch.newest_received_ms, newest)
+        del payloads, envelopes
 
 
 def _decode(
@@ -178,8 +186,9 @@ class InlineSource:
 
 # -- the child process's wire format ------------------------------------------------------
 # Both directions carry frames: a little-endian u32 length, then that many bytes. A request is
-# one msgpack frame; a response is a msgpack header frame followed by an Arrow IPC stream
-# frame (empty when the batch has no rows).
+# one msgpack frame; a response is one Arrow IPC stream frame per chunk of rows (sent as each
+# chunk is ready), an empty frame, then a msgpack header frame with the rest of the batch (or
+# an error, in which case the rows sent before it are dropped).
 
 
 def write_frame(out: IO[bytes], payload: bytes | pa.Buffer) -> None:
@@ -198,7 +207,16 @@ def read_frame(stream: IO[bytes]) -> bytes:
     return payload
 
 
-def encode_batch(request_id: int, batch: PreparedBatch) -> tuple[bytes, bytes | pa.Buffer]:
+def encode_rows(rows: pa.Table) -> pa.Buffer:
+    """One chunk of rows as an Arrow IPC stream (written to the pipe as it is, not copied)."""
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, rows.schema) as writer:
+        writer.write_table(rows)
+    return sink.getvalue()
+
+
+def encode_header(request_id: int, batch: PreparedBatch) -> bytes:
+    """Everything of `batch` but its rows."""
     header = {
         "id": request_id,
         "positions": batch.positions,
@@ -212,22 +230,16 @@ def encode_batch(request_id: int, batch: PreparedBatch) -> tuple[bytes, bytes | 
         ],
         "rejected": [[payload, why] for payload, why in batch.rejected],
     }
-    rows: bytes | pa.Buffer = b""
-    if batch.rows.num_rows:
-        sink = pa.BufferOutputStream()
-        with pa.ipc.new_stream(sink, batch.rows.schema) as writer:
-            writer.write_table(batch.rows)
-        rows = sink.getvalue()  # written to the pipe as it is, not copied into bytes
-    return msgspec.msgpack.encode(header), rows
+    return msgspec.msgpack.encode(header)
 
 
-def decode_batch(header_bytes: bytes, rows: bytes) -> tuple[int, PreparedBatch]:
+def decode_batch(header_bytes: bytes, chunks: list[bytes]) -> tuple[int, PreparedBatch]:
     header = msgspec.msgpack.decode(header_bytes)
     if "error" in header:
         raise RuntimeError(f"the enrichment process failed: {header['error']}")
-    table = pa.ipc.open_stream(rows).read_all() if rows else EVENT_ARROW_SCHEMA.empty_table()
+    tables = [pa.ipc.open_stream(chunk).read_all() for chunk in chunks]
     batch = PreparedBatch(
-        rows=table,
+        rows=pa.concat_tables(tables) if tables else EVENT_ARROW_SCHEMA.empty_table(),
         drops={(s, date.fromisoformat(d), r): n for s, d, r, n in header["drops"]},
         identities=[
             Identity(s, u, t, datetime.fromtimestamp(ms / 1000, UTC))
@@ -330,9 +342,10 @@ class ChildSource:
         expected = self._pending[0]
         self._pending = None
         try:
-            header = read_frame(self._proc.stdout)
-            rows = read_frame(self._proc.stdout)
-            request_id, batch = decode_batch(header, rows)
+            chunks = []
+            while chunk := read_frame(self._proc.stdout):
+                chunks.append(chunk)
+            request_id, batch = decode_batch(read_frame(self._proc.stdout), chunks)
         except (OSError, EOFError, ValueError, pa.ArrowException, msgspec.DecodeError):
             self._stop()
             raise

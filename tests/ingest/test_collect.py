@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 import uuid
@@ -145,6 +146,41 @@ def test_too_many_events_and_too_large_body(running: Running) -> None:
     r = running.client.post("/api/v1/collect", json=huge, headers=UA)
     assert r.status_code == 413
     assert r.json()["error"]["code"] == "body_too_large"
+
+
+def _post_in_parts(running: Running, parts: list[bytes]) -> tuple[int, bytes]:
+    """POST a body that arrives as several ASGI messages (a chunked upload: no Content-Length),
+    straight to the app (the test client would join the parts into one message)."""
+    messages = [
+        {"type": "http.request", "body": part, "more_body": i < len(parts) - 1}
+        for i, part in enumerate(parts)
+    ]
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return messages.pop(0)
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http", "method": "POST", "path": "/api/v1/collect", "client": ("127.0.0.1", 9),
+        "headers": [(b"user-agent", UA["User-Agent"].encode())],
+    }  # fmt: skip
+    asyncio.run(running.client.app(scope, receive, send))  # type: ignore[arg-type]
+    return sent[0]["status"], b"".join(m.get("body", b"") for m in sent[1:])
+
+
+def test_a_body_in_several_parts_is_read_whole_and_limited_without_content_length(
+    running: Running,
+) -> None:
+    text = json.dumps(event(siteId=running.site_id, pagePath="/chunked")).encode()
+    assert _post_in_parts(running, [text[:10], text[10:30], text[30:]]) == (204, b"")
+    assert [e["pagePath"] for e in running.stored(1)] == ["/chunked"]
+    blob = json.dumps(event(siteId=running.site_id, properties={"b": "a" * 300_000})).encode()
+    for parts in ([blob[:1000], blob[1000:]], [blob]):
+        status, body = _post_in_parts(running, parts)
+        assert (status, json.loads(body)["error"]["code"]) == (413, "body_too_large")
 
 
 def test_cors_allows_the_sites_origins_and_refuses_others(running: Running) -> None:

@@ -90,27 +90,28 @@ class CollectHandler:
         self.max_events = settings.max_batch_events
         # Per-request work that repeats (same origin, address, visitor) is memoised: these
         # caches live only in this process's memory and are bounded.
-        self._origins: dict[tuple[SiteInfo, str | None], bool] = {}
         self._prefix = lru_cache(maxsize=65_536)(ip_prefix)
         self._visitor = lru_cache(maxsize=16_384)(anonymous_visitor_id)
-        self._salt_key: tuple[int, int] = (-1, -1)
+        self._salt_until = 0.0  # when today's salt (UTC) stops being today's
+        self._salt_version = -1
         self._salt_value = b""
 
-    def _origin_ok(self, site: SiteInfo, origin: str | None) -> bool:
-        key = (site, origin)
-        allowed = self._origins.get(key)
+    @staticmethod
+    def _origin_ok(site: SiteInfo, origin: str | None) -> bool:
+        answers = site.origin_answers
+        allowed = answers.get(origin)
         if allowed is None:
-            if len(self._origins) > 10_000:
-                self._origins.clear()
-            allowed = self._origins[key] = site.origin_allowed(origin)
+            if len(answers) > 1_000:  # bounded: anyone can send any Origin
+                answers.clear()
+            allowed = answers[origin] = site.origin_allowed(origin)
         return allowed
 
     def _salt(self, now: float) -> bytes:
         """Today's salt (UTC day), looked up again only when the day or the ring changes."""
-        key = (int(now // 86_400), self.salts.version)
-        if key != self._salt_key:
+        if now >= self._salt_until or self.salts.version != self._salt_version:
+            day = int(now // 86_400)
             self._salt_value = self.salts.for_day(datetime.fromtimestamp(now, UTC).date())
-            self._salt_key = (key[0], self.salts.version)
+            self._salt_until, self._salt_version = (day + 1) * 86_400, self.salts.version
         return self._salt_value
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -157,7 +158,15 @@ class CollectHandler:
             raise Rejection(
                 429, "rate_limited", "too many requests from this address", None, int(wait) + 1
             )
-        body = await _read_body(receive, self.max_body)
+        message = await receive()
+        if message.get("more_body", False) or message["type"] != "http.request":
+            body = await _read_body(receive, self.max_body, message)
+        else:  # the whole body in one message: the usual case
+            body = message.get("body", b"")
+            if len(body) > self.max_body:
+                raise Rejection(
+                    413, "body_too_large", f"request body exceeds {self.max_body} bytes"
+                )
         events, top_site = self._decode(body)
         if not events:
             raise Rejection(400, "invalid_event", "no events in request", "events")
@@ -258,11 +267,11 @@ def _at(index: int, total: int, name: str) -> str:
     return f"events[{index}].{name}" if total > 1 else name
 
 
-async def _read_body(receive: Receive, limit: int) -> bytes:
+async def _read_body(receive: Receive, limit: int, message: Message) -> bytes:
+    """The body of a request that comes in several messages; `message` is the first."""
     chunks: list[bytes] = []
     size = 0
     while True:
-        message = await receive()
         if message["type"] == "http.disconnect":
             raise Rejection(400, "client_disconnected", "client went away", None)
         chunk = message.get("body", b"")
@@ -272,6 +281,7 @@ async def _read_body(receive: Receive, limit: int) -> bytes:
         chunks.append(chunk)
         if not message.get("more_body", False):
             return b"".join(chunks) if len(chunks) != 1 else chunks[0]
+        message = await receive()
 
 
 def _cors(origin: str | None) -> list[tuple[bytes, bytes]]:

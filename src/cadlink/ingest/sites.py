@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 
@@ -16,6 +16,11 @@ class SiteInfo:
     domain: str
     allowed_origins: frozenset[str] = frozenset()
     respect_dnt: bool = True
+    # `origin_allowed` answers by origin, memoised per site (a refresh builds new SiteInfos,
+    # so a changed site starts empty): the collect path asks on every request.
+    origin_answers: dict[str | None, bool] = field(
+        default_factory=dict, compare=False, hash=False, repr=False
+    )
 
     def origin_allowed(self, origin: str | None) -> bool:
         """Browsers send `Origin`; a page on the site's domain or a listed origin may post.

@@ -161,3 +161,31 @@ def test_the_loader_with_a_child_stores_every_event_once(tmp_path: Path) -> None
     finally:
         loader.source.close()
         store.close()
+
+
+class _BusyReader(SpoolReader):
+    """A buffer the server keeps appending to: every read is followed by one more record."""
+
+    def __init__(self, directory: Path, writer: SpoolWriter) -> None:
+        super().__init__(directory)
+        self.writer = writer
+        self.reads = 0
+
+    def read(self, positions: dict[str, int], max_events: int):  # type: ignore[no-untyped-def]
+        self.reads += 1
+        batch = super().read(positions, max_events)
+        event = IncomingEvent(event_type="page_view", event_id=f"late-{self.reads}", timestamp=NOW)
+        env = Envelope(NOW, "site-1", 1, "203.0.113.0", UA, [event])
+        self.writer.put(msgspec.msgpack.encode(env), 1)
+        return batch
+
+
+def test_a_batch_ends_where_the_buffer_ended_when_it_was_read(tmp_path: Path) -> None:
+    """Records appended while a batch is prepared belong to the next batch: chasing them in
+    chunks of one record would cost a chunk's overhead per record."""
+    _fill(tmp_path / "spool", 5, segment_bytes=1 << 20)
+    writer = SpoolWriter(tmp_path / "spool", fsync="never")
+    reader = _BusyReader(tmp_path / "spool", writer)
+    batch = InlineSource(reader, _enricher()).next({}, 10_000)
+    writer.close()
+    assert (batch.records, batch.events, reader.reads) == (5, 15, 1)

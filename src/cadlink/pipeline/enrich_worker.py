@@ -16,6 +16,7 @@ import traceback
 from pathlib import Path
 
 import msgspec
+import pyarrow as pa
 
 from cadlink.ingest.buffer import SpoolReader
 from cadlink.ingest.enrich.geo import GeoLocator
@@ -87,16 +88,25 @@ def main(argv: list[str]) -> int:
         # runs again between batches.
         gc.disable()
         batch = PreparedBatch(EVENT_ARROW_SCHEMA.empty_table())
+        # Each chunk's rows are kept as compact Arrow IPC (the chunk's Python objects and
+        # table are freed) and written once the batch is ready: writing as we go would block
+        # on the pipe until the loader reads, which it does only after writing its previous
+        # batch, and this process would no longer prepare while the loader writes.
+        chunks: list[pa.Buffer] = []
         try:
             for rows in prepare_chunks(reader, enricher, request.positions, request.max, batch):
-                write_frame(out, encode_rows(rows))
+                chunks.append(encode_rows(rows))
             header = encode_header(request.id, batch)
         except Exception as e:  # answer, so the loader logs it and retries
             log.exception("could not prepare a loader batch")
             error = "".join(traceback.format_exception_only(e)).strip()
             header = msgspec.msgpack.encode({"id": request.id, "error": error})
+            chunks = []
         finally:
             gc.enable()
+        for chunk in chunks:
+            write_frame(out, chunk)
+        del chunks
         write_frame(out, b"")  # the end of the rows
         write_frame(out, header)
         out.flush()

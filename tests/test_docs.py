@@ -35,5 +35,8 @@ def test_readme_starts_with_the_two_commands() -> None:
 
 
 def test_docs_exist() -> None:
-    for name in ("architecture.md", "configuration.md", "benchmarks.md", "privacy.md", "api.md"):
+    for name in (
+        "architecture.md", "configuration.md", "benchmarks.md", "privacy.md", "api.md",
+        "deployment.md",
+    ):  # fmt: skip
         assert (ROOT / "docs" / name).stat().st_size > 500, name

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import faulthandler
 import gc
 import json
 import secrets
@@ -57,6 +58,9 @@ def serve(host: str | None, port: int | None) -> None:
                 "(DuckDB allows one writer): stop the other `cadlink serve` first"
             ) from None
         raise
+    # A crash inside a native library (DuckDB, Arrow) then leaves every thread's Python stack
+    # in the log, naming the statement that was running.
+    faulthandler.enable()
     # Everything built so far (the app, its libraries) lives as long as the server: frozen,
     # the collector no longer walks it on every full pass. At the single-event peak those
     # passes cost the request path up to 5 µs per request (a microbenchmark of the

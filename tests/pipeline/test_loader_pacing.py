@@ -68,3 +68,43 @@ def test_a_steady_stream_is_stored_in_batches_that_grow_with_their_cost(tmp_path
     # Polling every interval would take 3 s / (0.02 + 0.05) s ≈ 43 batches; pacing at
     # 5 x 0.05 s takes about 3 s / 0.25 s = 12.
     assert loader.stats.batches <= 20, loader.stats.batches
+
+
+def test_after_a_burst_has_ended_the_next_event_is_stored_within_an_interval(
+    tmp_path: Path,
+) -> None:
+    """The burst's batch took long (its period would be 2.5 s), but nothing arrived while it
+    was written: traffic is light again, so the loader looks again after an interval."""
+    loader = _loader(tmp_path, interval=0.05, max_delay=3.0)
+    write = loader.store.write
+
+    def slow_write(batch):  # type: ignore[no-untyped-def]
+        time.sleep(0.5 if batch.rows.num_rows > 100 else 0.0)  # the burst's batch is slow
+        return write(batch)
+
+    loader.store.write = slow_write  # type: ignore[method-assign]
+    writer = SpoolWriter(tmp_path / "spool", fsync="never")
+
+    def put(event_id: str) -> None:
+        now = int(time.time() * 1000)
+        event = IncomingEvent(event_type="page_view", event_id=event_id, timestamp=now,
+                              page_url="https://s.example/")  # fmt: skip
+        writer.put(msgspec.msgpack.encode(Envelope(now, "site-1", 7, "", UA, [event])), 1)
+
+    for i in range(500):
+        put(f"burst-{i}")
+    loader.start()
+    deadline = time.monotonic() + 10
+    while loader.stats.events_stored < 500 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert loader.stats.events_stored == 500
+    assert loader.period(0.5) == 2.5  # what a steady stream would wait
+    sent = time.monotonic()
+    put("after")
+    while loader.stats.events_stored < 501 and time.monotonic() < sent + 10:
+        time.sleep(0.01)
+    waited = time.monotonic() - sent
+    loader.stop()
+    writer.close()
+    assert loader.stats.events_stored == 501
+    assert waited < 1.0, f"stored {waited:.2f} s after it arrived"

@@ -47,7 +47,7 @@ class Loader:
         *,
         batch_events: int = 10_000,
         interval: float = 0.5,
-        max_delay: float = 2.0,
+        max_delay: float = 3.0,
         backlog: Backlog | None = None,
         on_identities: Callable[[list[Identity]], None] | None = None,
         on_loaded: Callable[[int], None] | None = None,
@@ -69,6 +69,7 @@ class Loader:
         self.on_loaded = on_loaded
         self.stats = LoaderStats()
         self.last_batch_full = False
+        self.arrived_meanwhile = False  # did records arrive while the last batch was loaded?
         self._positions = store.positions()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -164,8 +165,10 @@ class Loader:
             self.source.forget(removed)
             for name in removed:
                 self._positions.pop(name, None)
+        unloaded = self.reader.unloaded_bytes(self._positions)
+        self.arrived_meanwhile = unloaded > 0
         if self.backlog is not None:
-            self.backlog.set(self.reader.unloaded_bytes(self._positions))
+            self.backlog.set(unloaded)
         return stored if batch.records else -1
 
     def drain(self) -> int:
@@ -187,7 +190,10 @@ class Loader:
                     self._stop.wait(self.interval)
                 elif not self.last_batch_full:
                     took = time.monotonic() - started
-                    self._stop.wait(max(0.0, self.period(took) - took))
+                    # Pace only a steady stream: after a burst that has ended, the next event
+                    # is stored within an interval, however long the burst's batch took.
+                    period = self.period(took) if self.arrived_meanwhile else self.interval
+                    self._stop.wait(max(0.0, period - took))
             except Exception:
                 self.stats.errors += 1
                 log.exception("loader batch failed; retrying")

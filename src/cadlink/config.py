@@ -92,7 +92,7 @@ class Settings(BaseSettings):
         "stored while traffic is light.",
     )
     loader_max_delay_seconds: float = Field(
-        3.0,
+        1.0,
         description="Under steady load, how long a loader that has caught up may wait between "
         "batches so that it writes fewer, larger ones (it waits five times as long as its last "
         "batch took, from `CADLINK_LOADER_INTERVAL_SECONDS` up to this): the longest an "

@@ -47,7 +47,7 @@ class Loader:
         *,
         batch_events: int = 10_000,
         interval: float = 0.5,
-        max_delay: float = 3.0,
+        max_delay: float = 1.0,
         backlog: Backlog | None = None,
         on_identities: Callable[[list[Identity]], None] | None = None,
         on_loaded: Callable[[int], None] | None = None,

@@ -16,7 +16,6 @@ import traceback
 from pathlib import Path
 
 import msgspec
-import pyarrow as pa
 
 from cadlink.ingest.buffer import SpoolReader
 from cadlink.ingest.enrich.geo import GeoLocator
@@ -88,14 +87,15 @@ def main(argv: list[str]) -> int:
         # runs again between batches.
         gc.disable()
         batch = PreparedBatch(EVENT_ARROW_SCHEMA.empty_table())
-        # Each chunk's rows are kept as compact Arrow IPC (the chunk's Python objects and
-        # table are freed) and written once the batch is ready: writing as we go would block
-        # on the pipe until the loader reads, which it does only after writing its previous
-        # batch, and this process would no longer prepare while the loader writes.
-        chunks: list[pa.Buffer] = []
+        # Each chunk's rows are kept as Arrow IPC in bytes of exactly their size (the stream's
+        # buffer is larger: 236 -> 203 MB peak) and the chunk's objects are freed. They are
+        # written once the batch is ready: writing as we go would block on the pipe until the
+        # loader reads, which it does only after writing its previous batch, and this process
+        # would no longer prepare while the loader writes.
+        chunks: list[bytes] = []
         try:
             for rows in prepare_chunks(reader, enricher, request.positions, request.max, batch):
-                chunks.append(encode_rows(rows))
+                chunks.append(encode_rows(rows).to_pybytes())
             header = encode_header(request.id, batch)
         except Exception as e:  # answer, so the loader logs it and retries
             log.exception("could not prepare a loader batch")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -79,6 +80,29 @@ def test_concurrent_migrations_from_separate_engines(meta_url: str) -> None:
     finally:
         for engine in engines:
             engine.dispose()
+
+
+def test_a_new_sqlite_file_switches_to_wal_while_another_connection_writes(
+    tmp_path: Path,
+) -> None:
+    """SQLite refuses the switch to WAL at once ("database is locked", no busy wait) while
+    another connection holds a write lock: two processes opening a new data dir together hit
+    it (the concurrent-migration tests did, now and then). The engine waits instead."""
+    path = tmp_path / "meta.sqlite3"
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    other.execute("CREATE TABLE t (x)")
+    other.execute("BEGIN IMMEDIATE")
+    other.execute("INSERT INTO t VALUES (1)")
+    release = threading.Timer(0.3, lambda: other.execute("COMMIT"))
+    release.start()
+    engine = make_engine(f"sqlite:///{path}")
+    try:
+        with engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+    finally:
+        release.join()
+        engine.dispose()
+        other.close()
 
 
 def test_migrate_without_connection_refuses() -> None:

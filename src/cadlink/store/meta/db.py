@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from pathlib import Path
 from typing import Any
 
@@ -59,7 +61,7 @@ def _configure_sqlite(engine: Engine, *, wal: bool) -> None:
             cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
             cursor.execute("PRAGMA foreign_keys = ON")
             if wal:
-                cursor.execute("PRAGMA journal_mode = WAL")
+                _enable_wal(cursor)
                 cursor.execute("PRAGMA synchronous = NORMAL")
         finally:
             cursor.close()
@@ -68,6 +70,25 @@ def _configure_sqlite(engine: Engine, *, wal: bool) -> None:
     def _on_begin(conn: Connection) -> None:
         immediate = conn.get_execution_options().get(SQLITE_IMMEDIATE, False)
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def _enable_wal(cursor: Any) -> None:
+    """Switch the file to WAL (once: the mode is stored in the file).
+
+    Switching takes an exclusive lock, and SQLite answers "database is locked" at once, without
+    its busy timeout, to a connection that tries while another one (of this or another
+    process) opens the same new file: so retry until the timeout, as the busy handler would.
+    """
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            if str(cursor.execute("PRAGMA journal_mode").fetchone()[0]).lower() != "wal":
+                cursor.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:

@@ -203,12 +203,13 @@ class Loader:
         """When a loader that has caught up starts its next batch, counted from the start of
         the one that took `took` seconds.
 
-        Not at once: a batch has a fixed cost (two dozen statements, about 80 ms at 10 M
-        stored events), so a steady stream in small batches would cost several times what it
-        costs in large ones, and that CPU is taken from the request path. Light traffic is
-        loaded every `interval`; under load the loader waits `BUSY_SHARE` times as long as
-        its last batch took, up to `max_delay`, so that upkeep takes at most about a fifth of
-        the time and batches grow with the traffic. A full batch never waits (see `_run`).
+        Not at once: a batch has a fixed cost (two dozen statements, about 80 ms with a few
+        hundred thousand events stored), so a steady stream in small batches would cost
+        several times what it costs in large ones, and that CPU is taken from the request
+        path. Light traffic is loaded every `interval`; under load the loader waits
+        `BUSY_SHARE` times as long as its last batch took, up to `max_delay`, so that upkeep
+        takes at most about a fifth of the time and batches grow with the traffic. A full
+        batch never waits (see `_run`).
         """
         return min(self.max_delay, max(self.interval, took * BUSY_SHARE))
 

@@ -158,15 +158,7 @@ class CollectHandler:
             raise Rejection(
                 429, "rate_limited", "too many requests from this address", None, int(wait) + 1
             )
-        message = await receive()
-        if message.get("more_body", False) or message["type"] != "http.request":
-            body = await _read_body(receive, self.max_body, message)
-        else:  # the whole body in one message: the usual case
-            body = message.get("body", b"")
-            if len(body) > self.max_body:
-                raise Rejection(
-                    413, "body_too_large", f"request body exceeds {self.max_body} bytes"
-                )
+        body = await _read_body(receive, self.max_body)
         events, top_site = self._decode(body)
         if not events:
             raise Rejection(400, "invalid_event", "no events in request", "events")
@@ -267,11 +259,11 @@ def _at(index: int, total: int, name: str) -> str:
     return f"events[{index}].{name}" if total > 1 else name
 
 
-async def _read_body(receive: Receive, limit: int, message: Message) -> bytes:
-    """The body of a request that comes in several messages; `message` is the first."""
+async def _read_body(receive: Receive, limit: int) -> bytes:
     chunks: list[bytes] = []
     size = 0
     while True:
+        message = await receive()
         if message["type"] == "http.disconnect":
             raise Rejection(400, "client_disconnected", "client went away", None)
         chunk = message.get("body", b"")
@@ -281,7 +273,6 @@ async def _read_body(receive: Receive, limit: int, message: Message) -> bytes:
         chunks.append(chunk)
         if not message.get("more_body", False):
             return b"".join(chunks) if len(chunks) != 1 else chunks[0]
-        message = await receive()
 
 
 def _cors(origin: str | None) -> list[tuple[bytes, bytes]]:

@@ -80,7 +80,7 @@ def prepare_chunks(
 
     Reading, decoding and enriching a chunk at a time bounds this process's memory by the
     chunk, not the batch: decoded events are Python objects several times the size of their
-    Arrow rows, and the child process sends each chunk's rows as soon as they are ready.
+    Arrow rows (the child process keeps only each chunk's rows, as Arrow IPC).
     """
     at = dict(positions)
     while batch.events < max_events:
@@ -193,9 +193,9 @@ class InlineSource:
 
 # -- the child process's wire format ------------------------------------------------------
 # Both directions carry frames: a little-endian u32 length, then that many bytes. A request is
-# one msgpack frame; a response is one Arrow IPC stream frame per chunk of rows (sent as each
-# chunk is ready), an empty frame, then a msgpack header frame with the rest of the batch (or
-# an error, in which case the rows sent before it are dropped).
+# one msgpack frame; a response is one Arrow IPC stream frame per chunk of rows, an empty
+# frame, then a msgpack header frame with the rest of the batch (or an error, and then no
+# rows).
 
 
 def write_frame(out: IO[bytes], payload: bytes | pa.Buffer) -> None:

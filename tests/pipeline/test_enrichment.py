@@ -171,8 +171,10 @@ def test_column_wise_enrichment_equals_per_event_enrichment(enricher: Enricher, 
     assert enriched.drops == expected_drops
     assert len(rows) == len(expected_rows)
     for row, expected in zip(rows, expected_rows, strict=True):
-        if expected["event_id"] is None:  # assigned by the loader: a random UUID4 in hex
-            assert re.fullmatch(r"[0-9a-f]{12}4[0-9a-f]{3}[89ab][0-9a-f]{15}", row["event_id"])
+        if expected["event_id"] is None:  # assigned by the loader: a UUIDv7 of its arrival
+            arrived_ms = int(row["received_at"].timestamp() * 1000)
+            assert re.fullmatch(r"[0-9a-f]{12}7[0-9a-f]{3}[89ab][0-9a-f]{15}", row["event_id"])
+            assert row["event_id"][:12] == f"{arrived_ms:012x}"
             expected["event_id"] = row["event_id"]
         assert row == expected
     identified = [

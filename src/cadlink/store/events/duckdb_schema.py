@@ -78,9 +78,15 @@ CREATE TABLE IF NOT EXISTS sessions (
     city VARCHAR,
     is_bounce BOOLEAN NOT NULL,
     converted BOOLEAN NOT NULL,
-    revenue DOUBLE NOT NULL
+    revenue DOUBLE NOT NULL,
+    -- the id of the session's last event in (ts, event_id) order: whether new events with
+    -- the session's end time come after it (duckdb_sessions.py); internal, not listed
+    last_event_id VARCHAR
 )
 """
+
+# Stores created before `last_event_id` existed get it (NULL: their sessions rebuild once).
+SESSIONS_MIGRATIONS = ("ALTER TABLE sessions ADD COLUMN IF NOT EXISTS last_event_id VARCHAR",)
 
 SUPPORT_DDL = (
     """

@@ -64,7 +64,9 @@ SELECT site_id, visitor_id, n,
        bool_or(event_type IN ({_sql_list(ENGAGEMENT_EVENT_TYPES)})) AS engaged,
        bool_or(event_type IN ({_CONVERSIONS})) AS converted,
        coalesce(sum(TRY_CAST(json_extract_string(properties, '$.revenue') AS DOUBLE))
-                FILTER (WHERE event_type IN ({_CONVERSIONS})), 0) AS revenue
+                FILTER (WHERE event_type IN ({_CONVERSIONS})), 0) AS revenue,
+       arg_min(event_id, seq) AS first_event_id,
+       arg_max(event_id, seq) AS last_event_id
 FROM {{numbered}}
 GROUP BY site_id, visitor_id, n
 """
@@ -79,7 +81,7 @@ SELECT site_id,
        device_type, browser, os, screen_resolution, country, region, city,
        (page_views <= 1 AND NOT engaged
         AND epoch_ms(ended_at - started_at) < $bounce_ms) AS is_bounce,
-       converted, revenue
+       converted, revenue, last_event_id
 FROM grouped
 """
 
@@ -127,27 +129,38 @@ RUNS_SQL = "CREATE OR REPLACE TEMP TABLE batch_runs AS" + _AGGREGATES.replace(
     "{numbered}", "new_runs"
 )
 
-# Per visitor in the batch: its new events' span, whether a stored session near them ends at
-# or after their start (`slow`: rebuild), and otherwise the one stored session that ended
-# within a timeout before it (at most one can: two sessions are more than a timeout apart).
+# Per visitor in the batch: its new events' span, whether a stored session near them does
+# not end before their first event (`slow`: rebuild), and otherwise the one stored session
+# that ended within a timeout before it (at most one can: two sessions are more than a
+# timeout apart). Events are ordered by time, then id, so a stored session that ended at the
+# very time of the first new event still precedes it when its last event id is smaller: a
+# visitor whose events share one timestamp (a client without a clock, a load generator;
+# server-assigned ids grow with arrival) stays on this path instead of rebuilding the whole
+# session on every batch. A session stored without its last id (an older store) rebuilds.
 # `$since` (the earliest span start less a timeout) lets DuckDB skip old row groups.
 VISITORS_SQL = """
 CREATE OR REPLACE TEMP TABLE batch_visitors AS
 WITH touched AS (
     SELECT site_id, visitor_id, min(started_at) AS lo, max(ended_at) AS hi,
+           arg_min(first_event_id, started_at) AS first_id,
            bool_or(revenue <> 0) AS has_revenue
     FROM batch_runs GROUP BY site_id, visitor_id
+),
+near AS (
+    SELECT t.*, s.session_key, s.revenue,
+           s.ended_at < t.lo OR (s.ended_at = t.lo AND s.last_event_id < t.first_id) AS before
+    FROM touched t
+    LEFT JOIN sessions s
+      ON s.site_id = t.site_id AND s.visitor_id = t.visitor_id
+     AND s.ended_at >= t.lo - to_seconds($gap) AND s.started_at <= t.hi + to_seconds($gap)
+     AND s.ended_at >= $since
 )
-SELECT t.site_id, t.visitor_id, t.lo, t.hi,
-       count(s.session_key) FILTER (WHERE s.ended_at >= t.lo) > 0
-         OR (t.has_revenue AND coalesce(bool_or(s.revenue <> 0), false)) AS slow,
-       any_value(s.session_key) FILTER (WHERE s.ended_at < t.lo) AS prev_key
-FROM touched t
-LEFT JOIN sessions s
-  ON s.site_id = t.site_id AND s.visitor_id = t.visitor_id
- AND s.ended_at >= t.lo - to_seconds($gap) AND s.started_at <= t.hi + to_seconds($gap)
- AND s.ended_at >= $since
-GROUP BY t.site_id, t.visitor_id, t.lo, t.hi, t.has_revenue
+SELECT site_id, visitor_id, lo, hi,
+       count(session_key) FILTER (WHERE NOT coalesce(before, false)) > 0
+         OR (has_revenue AND coalesce(bool_or(revenue <> 0), false)) AS slow,
+       any_value(session_key) FILTER (WHERE before) AS prev_key
+FROM near
+GROUP BY site_id, visitor_id, lo, hi, has_revenue
 """
 
 # The session rows of the visitors on the incremental path: each run as it is, the first one
@@ -187,7 +200,8 @@ WITH grouped AS (
            coalesce(p.city, r.city) AS city,
            r.engaged OR NOT coalesce(p.is_bounce, true) AS engaged,
            r.converted OR coalesce(p.converted, false) AS converted,
-           r.revenue + coalesce(p.revenue, 0) AS revenue
+           r.revenue + coalesce(p.revenue, 0) AS revenue,
+           r.last_event_id
     FROM batch_runs r
     JOIN batch_visitors v ON v.site_id = r.site_id AND v.visitor_id = r.visitor_id
     LEFT JOIN sessions p

@@ -23,6 +23,7 @@ from cadlink.store.events.duckdb_schema import (
     EVENTS_DDL,
     SCHEMA_VERSION,
     SESSIONS_DDL,
+    SESSIONS_MIGRATIONS,
     SUPPORT_DDL,
 )
 from cadlink.store.events.duckdb_sessions import (
@@ -38,6 +39,7 @@ from cadlink.store.events.duckdb_sessions import (
 )
 
 _COLUMNS = ", ".join(EVENT_COLUMN_NAMES)
+_SESSION_COLUMNS = "* EXCLUDE (last_event_id)"  # the store's own bookkeeping stays inside
 
 
 # DuckDB checkpoints (compresses the write-ahead log's rows into the database file) once the
@@ -64,6 +66,9 @@ class DuckDBEventStore:
         self.path = path
         self.gap_seconds = session_timeout_minutes * 60
         self.dedup_window = timedelta(hours=dedup_window_hours)
+        # Visitors whose sessions a batch rebuilt from their stored events (the slow path of
+        # the session upkeep) since the store was opened: late events, or ties it cannot order.
+        self.sessions_rebuilt = 0
         config: dict[str, str | bool | int | float | list[str]] = {
             "checkpoint_threshold": CHECKPOINT_THRESHOLD
         }
@@ -77,6 +82,8 @@ class DuckDBEventStore:
         with self._write_lock:
             self._con.execute(EVENTS_DDL)
             self._con.execute(SESSIONS_DDL)
+            for ddl in SESSIONS_MIGRATIONS:
+                self._con.execute(ddl)
             for ddl in SUPPORT_DDL:
                 self._con.execute(ddl)
             for name, ddl, _, rebuild, _, _ in rollups.TABLES:
@@ -281,9 +288,10 @@ class DuckDBEventStore:
         con.execute(FAST_DELETE_SQL, {"since": since})
         con.execute(FAST_INSERT_SQL)
         con.execute(SLOW_AFFECTED_SQL, {"gap": gap, "since": since})
-        bounds = con.execute("SELECT min(lo), max(hi) FROM affected").fetchone()
+        bounds = con.execute("SELECT min(lo), max(hi), count(*) FROM affected").fetchone()
         if bounds is None or bounds[0] is None:
             return
+        self.sessions_rebuilt += int(bounds[2])
         con.execute(DELETE_SQL)
         con.execute(
             INSERT_SQL,
@@ -339,7 +347,8 @@ class DuckDBEventStore:
     ) -> list[dict[str, Any]]:
         cur = self._reader()
         cur.execute(
-            "SELECT * FROM sessions WHERE site_id = ? AND started_at >= ? AND started_at < ? "
+            f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE site_id = ? AND started_at >= ? "
+            "AND started_at < ? "
             "ORDER BY started_at, session_key LIMIT ?",
             [site_id, start, end, limit],
         )
@@ -381,7 +390,7 @@ class DuckDBEventStore:
             )
         elif table == "sessions":
             sql = (
-                "SELECT * FROM sessions WHERE site_id = ? AND started_at >= ? "
+                f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE site_id = ? AND started_at >= ? "
                 "AND started_at < ? ORDER BY started_at, session_key"
             )
         else:

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
 
+import msgspec
 import psycopg
 import pytest
 
@@ -20,6 +21,7 @@ from cadlink.query import service
 from cadlink.query.reports import products
 from cadlink.query.spec import Granularity, Period, ReportSpec
 from cadlink.services import build_ua_parser
+from cadlink.store.events import rollups
 from cadlink.store.events.base import EventStore, open_event_store
 
 END = datetime(2026, 3, 31, 22, tzinfo=UTC)  # spans the European DST change (29 March)
@@ -39,13 +41,26 @@ def _loader(store: EventStore, path: Path) -> Loader:
     )
 
 
-@pytest.fixture(scope="module", params=ENGINES)
+# Rollup rows are added per batch and merged per key later (rollups.py): the answers must be
+# the same with every batch's rows kept apart and with them merged after every batch.
+COMPACTION = {"never": float("inf"), "every batch": 0.0}
+
+
+@pytest.fixture(
+    scope="module",
+    params=[pytest.param(("duckdb", mode), id=f"duckdb-{mode}") for mode in COMPACTION]
+    + [
+        pytest.param(("postgresql", mode), id=f"postgresql-{mode}", marks=pytest.mark.postgres)
+        for mode in COMPACTION
+    ],
+)
 def shuffled(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[EventStore]:
     """A store loaded incrementally with shuffled (late, out-of-order) events and replays."""
-    path = tmp_path_factory.mktemp(request.param)
-    store = open_event_store(_url(request.param, path, request, "postgres_module_url"))
+    engine, mode = request.param
+    path = tmp_path_factory.mktemp(engine)
+    store = open_event_store(_url(engine, path, request, "postgres_module_url"))
     try:
         loader = _loader(store, path)
         envelopes: list[Envelope] = [
@@ -54,10 +69,12 @@ def shuffled(
             for e in chunk
         ]
         random.Random(1).shuffle(envelopes)  # late and out-of-order arrivals
-        for i in range(0, len(envelopes), 700):
-            loader.load_envelopes(envelopes[i : i + 700])
-        loader.load_envelopes(envelopes[:500])  # replays change nothing
-        loader.load_envelopes(envelopes[2100:2800])  # nor does a whole batch again
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(rollups, "COMPACT_EVERY_SECONDS", COMPACTION[mode])
+            for i in range(0, len(envelopes), 700):
+                loader.load_envelopes(envelopes[i : i + 700])
+            loader.load_envelopes(envelopes[:500])  # replays change nothing
+            loader.load_envelopes(envelopes[2100:2800])  # nor does a whole batch again
         yield store
     finally:
         store.close()
@@ -136,5 +153,46 @@ def test_product_rollups_are_backfilled_on_open(
     store = open_event_store(url)
     try:
         assert (products.top(store, fast), products.affiliate(store, fast)) == expected
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_hours_the_loader_has_passed_are_merged_to_one_row_per_key(
+    engine: str, tmp_path: Path, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = open_event_store(_url(engine, tmp_path, request, "postgres_url"))
+    try:
+        loader = _loader(store, tmp_path)
+        envelopes = [
+            e
+            for chunk in generate(DemoConfig("s", days=2, events=3_000, end=END, seed=4))
+            for e in chunk
+        ]
+        envelopes.sort(key=lambda e: e.received_ms)
+        monkeypatch.setattr(rollups, "COMPACT_EVERY_SECONDS", float("inf"))
+        for i in range(0, len(envelopes), 40):  # keys span batches: several rows each
+            loader.load_envelopes(envelopes[i : i + 40])
+        spec = ReportSpec("s", Period(date(2026, 3, 29), date(2026, 3, 31), "UTC"))
+        before = service.dashboard(store, spec)
+
+        def repeated(table: str, keys: str) -> int:
+            sql = f"SELECT count(*) AS n FROM (SELECT {keys} FROM {table} GROUP BY {keys} "
+            return int(store.fetch(sql + "HAVING count(*) > 1) t", [])[0]["n"])
+
+        tables = {t.name: t.keys.replace("r.", "") for t in rollups.TABLES}
+        assert repeated("rollup_visitor_hours", tables["rollup_visitor_hours"]) > 20
+        last = envelopes[-1]
+        later = Envelope(
+            last.received_ms + 3 * 3_600_000, "s", last.anon_visitor, "", last.user_agent,
+            [msgspec.structs.replace(last.events[0], event_id="later", timestamp=None)],
+        )  # fmt: skip
+        monkeypatch.setattr(rollups, "COMPACT_EVERY_SECONDS", 0.0)
+        loader.load_envelopes([later])  # the loader moves past every hour loaded so far
+        for table, keys in tables.items():
+            assert repeated(table, keys) == 0, table
+        dirty = store.fetch("SELECT DISTINCT hour_no FROM rollup_dirty_hours", [])
+        assert [r["hour_no"] for r in dirty] == [(last.received_ms + 3 * 3_600_000) // 3_600_000]
+        assert service.dashboard(store, spec) == before
     finally:
         store.close()

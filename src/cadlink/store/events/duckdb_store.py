@@ -7,8 +7,9 @@ reads use cursors (`con.cursor()`), which DuckDB runs concurrently with the writ
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator, Sequence
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,8 @@ from cadlink.store.events.duckdb_sessions import (
 )
 
 _COLUMNS = ", ".join(EVENT_COLUMN_NAMES)
+_ADD_ROLLUPS = [rollups.render(sql, "duckdb") for sql in rollups.add_statements()]
+_COMPACT_ROLLUPS = [rollups.render(sql, "duckdb") for sql in rollups.compact_statements()]
 _SESSION_COLUMNS = "* EXCLUDE (last_event_id)"  # the store's own bookkeeping stays inside
 
 
@@ -69,6 +72,7 @@ class DuckDBEventStore:
         # Visitors whose sessions a batch rebuilt from their stored events (the slow path of
         # the session upkeep) since the store was opened: late events, or ties it cannot order.
         self.sessions_rebuilt = 0
+        self._compacted_at = 0.0  # time.monotonic() of the last rollup compaction
         config: dict[str, str | bool | int | float | list[str]] = {
             "checkpoint_threshold": CHECKPOINT_THRESHOLD
         }
@@ -86,18 +90,21 @@ class DuckDBEventStore:
                 self._con.execute(ddl)
             for ddl in SUPPORT_DDL:
                 self._con.execute(ddl)
-            for name, ddl, _, rebuild, _, _ in rollups.TABLES:
+            self._con.execute(rollups.render(rollups.DIRTY_DDL, "duckdb"))
+            for table in rollups.TABLES:
                 existed = self._con.execute(
-                    "SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [name]
+                    "SELECT count(*) FROM information_schema.tables WHERE table_name = ?",
+                    [table.name],
                 ).fetchone()
-                self._con.execute(rollups.render(ddl, "duckdb"))
+                self._con.execute(rollups.render(table.ddl, "duckdb"))
                 if existed is not None and existed[0] == 0:
                     # A store from before this rollup existed: derive it once from the events.
                     sites = self._con.execute(
                         "SELECT DISTINCT site_id FROM analytics_events"
                     ).fetchall()
                     for (site,) in sites:
-                        self._con.execute(rollups.render(rebuild, "duckdb"), {"site": site})
+                        insert = rollups.render(table.rebuild()[1], "duckdb")
+                        self._con.execute(insert, {"site": site})
             self._con.execute(
                 "INSERT OR REPLACE INTO schema_info VALUES ('version', ?)", [SCHEMA_VERSION]
             )
@@ -175,9 +182,10 @@ class DuckDBEventStore:
                 )
                 bounds = con.execute("SELECT min(lo), max(hi) FROM affected").fetchone()
                 con.execute("DELETE FROM sessions WHERE site_id = ?", [site_id])
-                for _, _, delete, insert, _, _ in rollups.TABLES:
-                    con.execute(rollups.render(delete, "duckdb"), {"site": site_id})
-                    con.execute(rollups.render(insert, "duckdb"), {"site": site_id})
+                con.execute("DELETE FROM rollup_dirty_hours WHERE site_id = ?", [site_id])
+                for table in rollups.TABLES:
+                    for sql in table.rebuild():
+                        con.execute(rollups.render(sql, "duckdb"), {"site": site_id})
                 if bounds is not None and bounds[0] is not None:
                     con.execute(
                         INSERT_SQL,
@@ -197,8 +205,7 @@ class DuckDBEventStore:
         rows = self._new_rows(con, batch.rows)
         if not rows.num_rows:
             return 0
-        ts = rows.column("ts")
-        lo, hi = pc.min(ts).as_py(), pc.max(ts).as_py()
+        newest = pc.max(rows.column("ts")).as_py()
         # The sessions and rollup upkeep read the new rows as `new_rows`: a view of the
         # Arrow table, not a copy.
         con.register("new_rows", rows)
@@ -207,7 +214,9 @@ class DuckDBEventStore:
                 f"INSERT INTO analytics_events SELECT {_COLUMNS} FROM new_rows ORDER BY site_id, ts"
             ).fetchall()  # completes the statement before the view goes
             self._rebuild_sessions(con, rows)
-            self._update_rollups(con, lo, hi)
+            for sql in _ADD_ROLLUPS:
+                con.execute(sql)
+            self._compact_rollups(con, newest)
         finally:
             con.unregister("new_rows")
         return int(rows.num_rows)
@@ -260,17 +269,15 @@ class DuckDBEventStore:
         skip = pa.array(sorted({int(i) for (i,) in drop}), pa.int64())
         return rows.filter(pc.invert(pc.is_in(keys.column("i"), value_set=skip)))
 
-    @staticmethod
-    def _update_rollups(con: duckdb.DuckDBPyConnection, lo: datetime, hi: datetime) -> None:
-        """Recompute the (site, hour, visitor) rollup rows the new events touched."""
-        hour_lo = lo.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
-        con.execute("DROP TABLE IF EXISTS touched_hours")
-        con.execute(rollups.render(rollups.TOUCHED_SQL, "duckdb"))
-        for _, _, _, _, delete, insert in rollups.TABLES:
-            con.execute(rollups.render(delete, "duckdb"))
-            con.execute(
-                rollups.render(insert, "duckdb"), {"lo": hour_lo, "hi": hi + timedelta(hours=1)}
-            )
+    def _compact_rollups(self, con: duckdb.DuckDBPyConnection, newest: datetime) -> None:
+        """Merge the rollup rows of the hours before `newest`'s, at most once a minute."""
+        now = time.monotonic()
+        if now - self._compacted_at < rollups.COMPACT_EVERY_SECONDS:
+            return
+        self._compacted_at = now
+        before = int(newest.timestamp()) // 3600
+        for sql in _COMPACT_ROLLUPS:
+            con.execute(sql, {"before": before} if "$before" in sql else None)
 
     def _rebuild_sessions(self, con: duckdb.DuckDBPyConnection, rows: pa.Table) -> None:
         """Bring the sessions of the visitors in `rows` (the new rows, stored already) up to

@@ -12,9 +12,10 @@ small idle list (psycopg_pool is not a dependency).
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any, TypeVar
 
 import psycopg
@@ -52,6 +53,8 @@ from cadlink.store.events.postgres_sessions import (
 )
 
 _COLUMNS = ", ".join(EVENT_COLUMN_NAMES)
+_ADD_ROLLUPS = [rollups.render(sql, "postgresql") for sql in rollups.add_statements()]
+_COMPACT_ROLLUPS = [rollups.render(sql, "postgresql") for sql in rollups.compact_statements()]
 _SELECT_NEW = ", ".join("properties::jsonb" if c == "properties" else c for c in EVENT_COLUMN_NAMES)
 _MAX_IDLE_READERS = 4
 T = TypeVar("T")
@@ -72,6 +75,7 @@ class PostgresEventStore:
         self._idle_readers: list[psycopg.Connection[Row]] = []
         self._partitions: set[date] = set()
         self._closed = False
+        self._compacted_at = 0.0  # time.monotonic() of the last rollup compaction
         self.init_schema()
 
     # -- connections ----------------------------------------------------------------------
@@ -153,21 +157,24 @@ class PostgresEventStore:
                 con.execute(f"DROP INDEX IF EXISTS {name}")
             for ddl in (*SESSION_INDEXES, *SUPPORT_DDL):
                 con.execute(ddl)
-            for name, ddl, _, rebuild, _, _ in rollups.TABLES:
+            con.execute(rollups.render(rollups.DIRTY_DDL, "postgresql"))
+            for table in rollups.TABLES:
+                name = table.name
                 existed = con.execute(
                     "SELECT to_regclass(%s) IS NOT NULL AS present", [name]
                 ).fetchone()
-                con.execute(rollups.render(ddl, "postgresql"))
+                con.execute(rollups.render(table.ddl, "postgresql"))
                 con.execute(
                     f"CREATE INDEX IF NOT EXISTS {name}_key "
                     f"ON {name} (site_id, hour_no, visitor_id)"
                 )
                 if existed is not None and not existed["present"]:
                     # A store from before this rollup existed: derive it once from the events.
+                    insert = rollups.render(table.rebuild()[1], "postgresql")
                     for row in con.execute(
                         "SELECT DISTINCT site_id FROM analytics_events"
                     ).fetchall():
-                        con.execute(rollups.render(rebuild, "postgresql"), {"site": row["site_id"]})
+                        con.execute(insert, {"site": row["site_id"]})
             con.execute(
                 "INSERT INTO schema_info VALUES ('version', %s) "
                 "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
@@ -238,9 +245,10 @@ class PostgresEventStore:
                 [site_id],
             )
             con.execute("DELETE FROM sessions WHERE site_id = %s", [site_id])
-            for _, _, delete, insert, _, _ in rollups.TABLES:
-                con.execute(rollups.render(delete, "postgresql"), {"site": site_id})
-                con.execute(rollups.render(insert, "postgresql"), {"site": site_id})
+            con.execute("DELETE FROM rollup_dirty_hours WHERE site_id = %s", [site_id])
+            for table in rollups.TABLES:
+                for sql in table.rebuild():
+                    con.execute(rollups.render(sql, "postgresql"), {"site": site_id})
             self._insert_sessions(con)
             row = con.execute(
                 "SELECT count(*) AS n FROM sessions WHERE site_id = %s", [site_id]
@@ -298,23 +306,23 @@ class PostgresEventStore:
             self._update_rollups(con)
         return inserted
 
-    @staticmethod
-    def _update_rollups(con: psycopg.Connection[Row]) -> None:
-        """Recompute the (site, hour, visitor) rollup rows the new events touched."""
-        con.execute("DROP TABLE IF EXISTS touched_hours")
-        con.execute(rollups.render(rollups.TOUCHED_SQL, "postgresql"))
-        bounds = con.execute(
-            "SELECT min(hour_no) AS lo, max(hour_no) AS hi FROM touched_hours"
-        ).fetchone()
-        if bounds is None or bounds["lo"] is None:
+    def _update_rollups(self, con: psycopg.Connection[Row]) -> None:
+        """Add the new events' counts to the rollups (rollups.py); merge the rows of the hours
+        before the newest one at most once a minute."""
+        for sql in _ADD_ROLLUPS:
+            con.execute(sql)
+        now = time.monotonic()
+        if now - self._compacted_at < rollups.COMPACT_EVERY_SECONDS:
             return
-        window = {
-            "lo": datetime.fromtimestamp(int(bounds["lo"]) * 3600, UTC),
-            "hi": datetime.fromtimestamp((int(bounds["hi"]) + 1) * 3600, UTC),
-        }
-        for _, _, _, _, delete, insert in rollups.TABLES:
-            con.execute(rollups.render(delete, "postgresql"))
-            con.execute(rollups.render(insert, "postgresql"), window)
+        self._compacted_at = now
+        row = con.execute(
+            f"SELECT max({rollups.render('{hour_e}', 'postgresql')}) AS hour FROM new_rows e"
+        ).fetchone()
+        if row is None or row["hour"] is None:
+            return
+        before = {"before": int(row["hour"])}
+        for sql in _COMPACT_ROLLUPS:
+            con.execute(sql, before if "%(before)s" in sql else None)
 
     def _rebuild_sessions(self, con: psycopg.Connection[Row]) -> None:
         """The sessions of the visitors in `new_rows`, around the new events."""

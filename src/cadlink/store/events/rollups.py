@@ -1,21 +1,31 @@
 """Rollups maintained by the loader: per site, hour and visitor, the page views and events.
 
 The dashboard's unfiltered visitors and page views (summary and time series) read this table
-instead of the raw events: it has one row per visitor per hour they were active, a fraction of
+instead of the raw events: it has a row per visitor per hour they were active, a fraction of
 the events, and exact distinct visitors over any range of whole hours (every zone whose offset
-is a whole number of hours, DST included). Like sessions, it is a pure function of the events:
-the loader recomputes the (site, hour, visitor) keys a batch touched from the stored events, so
-late events and replays leave it exact. SQL here is shared by DuckDB and PostgreSQL; the hour
-expression, property reads and parameter markers are filled in per engine.
+is a whole number of hours, DST included). SQL here is shared by DuckDB and PostgreSQL; the
+hour expression, property reads and parameter markers are filled in per engine.
 
-The other rollups share that key, so the loader keeps them all with one set of touched keys:
-`rollup_page_hours` (page views per page) for the page breakdown, `rollup_product_hours` (per
-product: views, clicks, affiliate clicks, wishlist, compare, revenue, a name) for the top
-products, and `rollup_affiliate_hours` (affiliate clicks per platform and position) for the
-affiliate breakdown. Keeping the visitor in the key is what keeps distinct visitors exact.
+The other rollups share that key: `rollup_page_hours` (page views per page) for the page
+breakdown, `rollup_product_hours` (per product: views, clicks, affiliate clicks, wishlist,
+compare, revenue, a name) for the top products, and `rollup_affiliate_hours` (affiliate
+clicks per platform and position) for the affiliate breakdown. Keeping the visitor in the
+key is what keeps distinct visitors exact.
+
+Upkeep is append-only: each batch adds its own new events' counts, aggregated by key, in the
+transaction that stores them (the store has already dropped duplicates, so each event is
+counted once, and a replayed batch adds nothing). A key can therefore have several rows, one
+per batch it appeared in; every reader sums the counts (and takes distinct visitors, or the
+max of a name), so extra rows change no answer. The rows of an hour are merged into one per
+key once the loader has moved past that hour (`compact_statements`), so the rollups stay a
+fraction of the events. The earlier design recomputed each touched key from the stored
+events in every batch: its cost grew with the events of the hour so far, and it read the
+events back from the table it had just written.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 ROLLUP_DDL = """
 CREATE TABLE IF NOT EXISTS rollup_visitor_hours (
@@ -37,65 +47,20 @@ CREATE TABLE IF NOT EXISTS rollup_page_hours (
 )
 """
 
-PAGES_DELETE_SQL = """
-DELETE FROM rollup_page_hours USING touched_hours t
-WHERE rollup_page_hours.site_id = t.site_id AND rollup_page_hours.hour_no = t.hour_no
-  AND rollup_page_hours.visitor_id = t.visitor_id
-"""
-
-PAGES_INSERT_SQL = """
-INSERT INTO rollup_page_hours
-SELECT e.site_id, {hour_e} AS hour_no, e.page_path, e.visitor_id, count(*)
-FROM analytics_events e
-JOIN touched_hours t ON e.site_id = t.site_id AND e.visitor_id = t.visitor_id
- AND {hour_e} = t.hour_no
-WHERE e.ts >= {lo} AND e.ts < {hi} AND e.event_type = 'page_view'
-GROUP BY e.site_id, {hour_e}, e.page_path, e.visitor_id
-"""
-
-PAGES_REBUILD_DELETE_SQL = "DELETE FROM rollup_page_hours WHERE site_id = {site}"
-
-PAGES_REBUILD_INSERT_SQL = """
-INSERT INTO rollup_page_hours
-SELECT e.site_id, {hour_e} AS hour_no, e.page_path, e.visitor_id, count(*)
-FROM analytics_events e WHERE e.site_id = {site} AND e.event_type = 'page_view'
-GROUP BY e.site_id, {hour_e}, e.page_path, e.visitor_id
-"""
-
-
-# {hour} renders "epoch milliseconds of ts // 3 600 000" for the engine.
-TOUCHED_SQL = """
-CREATE TEMP TABLE touched_hours AS
-SELECT DISTINCT site_id, {hour_n} AS hour_no, visitor_id FROM new_rows
-"""
-
-DELETE_SQL = """
-DELETE FROM rollup_visitor_hours USING touched_hours t
-WHERE rollup_visitor_hours.site_id = t.site_id AND rollup_visitor_hours.hour_no = t.hour_no
-  AND rollup_visitor_hours.visitor_id = t.visitor_id
-"""
-
-INSERT_SQL = """
-INSERT INTO rollup_visitor_hours
+# Each rollup's rows for the events of `{source}` (events as `e`) that `{where}` selects,
+# one per key.
+_VISITOR_SELECT = """
 SELECT e.site_id, {hour_e} AS hour_no, e.visitor_id,
        count(*) FILTER (WHERE e.event_type = 'page_view'), count(*)
-FROM analytics_events e
-JOIN touched_hours t ON e.site_id = t.site_id AND e.visitor_id = t.visitor_id
- AND {hour_e} = t.hour_no
-WHERE e.ts >= {lo} AND e.ts < {hi}
+FROM {source} e WHERE {where}
 GROUP BY e.site_id, {hour_e}, e.visitor_id
 """
 
-REBUILD_DELETE_SQL = "DELETE FROM rollup_visitor_hours WHERE site_id = {site}"
-
-REBUILD_INSERT_SQL = """
-INSERT INTO rollup_visitor_hours
-SELECT e.site_id, {hour_e} AS hour_no, e.visitor_id,
-       count(*) FILTER (WHERE e.event_type = 'page_view'), count(*)
-FROM analytics_events e WHERE e.site_id = {site}
-GROUP BY e.site_id, {hour_e}, e.visitor_id
+_PAGES_SELECT = """
+SELECT e.site_id, {hour_e} AS hour_no, e.page_path, e.visitor_id, count(*)
+FROM {source} e WHERE {where} AND e.event_type = 'page_view'
+GROUP BY e.site_id, {hour_e}, e.page_path, e.visitor_id
 """
-
 
 # Product analytics (query/reports/products.py): the same definitions as the report's raw scan.
 # A product is the text of properties.productId; events without one are left out.
@@ -115,8 +80,7 @@ CREATE TABLE IF NOT EXISTS rollup_product_hours (
 )
 """
 
-# {scope} joins touched_hours (loader) or names the site (rebuild); property reads in a
-# subquery, so each is parsed once per event.
+# Property reads in a subquery, so each is parsed once per event.
 _PRODUCTS_SELECT = """
 SELECT site_id, hour_no, pid, visitor_id, max(name),
        count(*) FILTER (WHERE et = 'product_view'),
@@ -131,7 +95,7 @@ FROM (
            CASE WHEN e.event_type IN ('product_view', 'product_wishlist')
                 THEN {product_name} END AS name,
            CASE WHEN e.event_type = 'purchase' THEN {revenue} END AS rev
-    FROM analytics_events e {scope}
+    FROM {source} e WHERE {where}
       AND e.event_type IN ('affiliate_click', 'product_click', 'product_compare',
                            'product_view', 'product_wishlist', 'purchase')
 ) x
@@ -152,49 +116,103 @@ CREATE TABLE IF NOT EXISTS rollup_affiliate_hours (
 
 _AFFILIATE_SELECT = """
 SELECT e.site_id, {hour_e} AS hour_no, e.visitor_id, {platform}, {position}, count(*)
-FROM analytics_events e {scope} AND e.event_type = 'affiliate_click'
+FROM {source} e WHERE {where} AND e.event_type = 'affiliate_click'
 GROUP BY e.site_id, {hour_e}, e.visitor_id, {platform}, {position}
 """
 
-_TOUCHED_SCOPE = """
-JOIN touched_hours t ON e.site_id = t.site_id AND e.visitor_id = t.visitor_id
- AND {hour_e} = t.hour_no
-WHERE e.ts >= {lo} AND e.ts < {hi}"""
 
-_SITE_SCOPE = "WHERE e.site_id = {site}"
+@dataclass(frozen=True)
+class Rollup:
+    """One rollup table: how to derive its rows from events, and how to merge a key's rows."""
+
+    name: str
+    ddl: str
+    select: str  # its rows for the events `e` of {source} that {where} selects
+    keys: str  # the key columns, in table order
+    merged: str  # a key's rows as one: the key columns, then the counts combined
+
+    def rebuild(self) -> tuple[str, str]:
+        """Delete a site's rows ({site}) and derive them again from its stored events."""
+        scope = _Partial(source="analytics_events", where="e.site_id = {site}")
+        insert = f"INSERT INTO {self.name}\n" + self.select.format_map(scope)
+        return f"DELETE FROM {self.name} WHERE site_id = {{site}}", insert
+
+    def add_new_rows(self) -> str:
+        """Add the counts of `new_rows` (a batch's new events), one row per key."""
+        insert = self.select.format_map(_Partial(source="new_rows", where="TRUE"))
+        return f"INSERT INTO {self.name}\n{insert}"
+
+    def compact(self) -> tuple[str, str, str, str]:
+        """Merge the rows of the hours in `compact_hours` into one per key."""
+        return (
+            f"CREATE TEMP TABLE compacted AS SELECT {self.merged} FROM {self.name} r "
+            "JOIN compact_hours c ON r.site_id = c.site_id AND r.hour_no = c.hour_no "
+            f"GROUP BY {self.keys}",
+            f"DELETE FROM {self.name} USING compact_hours c "
+            f"WHERE {self.name}.site_id = c.site_id AND {self.name}.hour_no = c.hour_no",
+            f"INSERT INTO {self.name} SELECT * FROM compacted",
+            "DROP TABLE compacted",
+        )
 
 
-def _keyed(table: str) -> str:
-    return f"""
-DELETE FROM {table} USING touched_hours t
-WHERE {table}.site_id = t.site_id AND {table}.hour_no = t.hour_no
-  AND {table}.visitor_id = t.visitor_id
+class _Partial(dict[str, str]):
+    """format_map fills what it knows and leaves the engine's placeholders for `render`."""
+
+    def __missing__(self, key: str) -> str:
+        return "{" + key + "}"
+
+
+TABLES = (
+    Rollup("rollup_visitor_hours", ROLLUP_DDL, _VISITOR_SELECT,
+           "r.site_id, r.hour_no, r.visitor_id",
+           "r.site_id, r.hour_no, r.visitor_id, sum(r.page_views) AS page_views, "
+           "sum(r.events) AS events"),
+    Rollup("rollup_page_hours", PAGES_DDL, _PAGES_SELECT,
+           "r.site_id, r.hour_no, r.page_path, r.visitor_id",
+           "r.site_id, r.hour_no, r.page_path, r.visitor_id, sum(r.views) AS views"),
+    Rollup("rollup_product_hours", PRODUCTS_DDL, _PRODUCTS_SELECT,
+           "r.site_id, r.hour_no, r.product_id, r.visitor_id",
+           "r.site_id, r.hour_no, r.product_id, r.visitor_id, max(r.name) AS name, "
+           "sum(r.views) AS views, sum(r.clicks) AS clicks, "
+           "sum(r.affiliate_clicks) AS affiliate_clicks, sum(r.wishlist) AS wishlist, "
+           "sum(r.compare) AS compare, sum(r.revenue) AS revenue"),
+    Rollup("rollup_affiliate_hours", AFFILIATE_DDL, _AFFILIATE_SELECT,
+           "r.site_id, r.hour_no, r.visitor_id, r.platform, r.position",
+           "r.site_id, r.hour_no, r.visitor_id, r.platform, r.position, "
+           "sum(r.clicks) AS clicks"),
+)  # fmt: skip
+
+# The hours a batch added rows to, until they are compacted. Kept as a table, so that hours
+# left uncompacted when the server stopped are compacted after it starts again.
+DIRTY_DDL = """
+CREATE TABLE IF NOT EXISTS rollup_dirty_hours (
+    site_id {text} NOT NULL,
+    hour_no BIGINT NOT NULL
+)
 """
 
-
-def _site_delete(table: str) -> str:
-    return f"DELETE FROM {table} WHERE site_id = {{site}}"
-
-
-def _scoped(table: str, select: str, scope: str) -> str:
-    return f"INSERT INTO {table}\n" + select.replace("{scope}", scope)
+# The loader compacts the hours before the newest hour it has loaded, at most this often: the
+# current hour keeps a row per batch a key appeared in until the loader moves past it.
+COMPACT_EVERY_SECONDS = 60.0
 
 
-# Per rollup table: name, create, rebuild-delete, rebuild-insert, touched-delete, touched-insert.
-TABLES = (
-    ("rollup_visitor_hours", ROLLUP_DDL, REBUILD_DELETE_SQL, REBUILD_INSERT_SQL,
-     DELETE_SQL, INSERT_SQL),
-    ("rollup_page_hours", PAGES_DDL, PAGES_REBUILD_DELETE_SQL, PAGES_REBUILD_INSERT_SQL,
-     PAGES_DELETE_SQL, PAGES_INSERT_SQL),
-    ("rollup_product_hours", PRODUCTS_DDL, _site_delete("rollup_product_hours"),
-     _scoped("rollup_product_hours", _PRODUCTS_SELECT, _SITE_SCOPE),
-     _keyed("rollup_product_hours"),
-     _scoped("rollup_product_hours", _PRODUCTS_SELECT, _TOUCHED_SCOPE)),
-    ("rollup_affiliate_hours", AFFILIATE_DDL, _site_delete("rollup_affiliate_hours"),
-     _scoped("rollup_affiliate_hours", _AFFILIATE_SELECT, _SITE_SCOPE),
-     _keyed("rollup_affiliate_hours"),
-     _scoped("rollup_affiliate_hours", _AFFILIATE_SELECT, _TOUCHED_SCOPE)),
-)  # fmt: skip
+def add_statements() -> list[str]:
+    """A batch's upkeep: its counts, and the hours it touched (`new_rows` is the batch)."""
+    dirty = "INSERT INTO rollup_dirty_hours SELECT DISTINCT e.site_id, {hour_e} FROM new_rows e"
+    return [dirty, *(t.add_new_rows() for t in TABLES)]
+
+
+def compact_statements() -> list[str]:
+    """Merge each key's rows in the dirty hours before {before} (an hour number)."""
+    return [
+        "DROP TABLE IF EXISTS compact_hours",
+        "CREATE TEMP TABLE compact_hours AS SELECT DISTINCT site_id, hour_no "
+        "FROM rollup_dirty_hours WHERE hour_no < {before}",
+        *(sql for t in TABLES for sql in t.compact()),
+        "DELETE FROM rollup_dirty_hours USING compact_hours c "
+        "WHERE rollup_dirty_hours.site_id = c.site_id AND rollup_dirty_hours.hour_no = c.hour_no",
+        "DROP TABLE compact_hours",
+    ]
 
 
 # The query layer's property reads (query/dialects.py), spelled out here because the store
@@ -218,15 +236,12 @@ def _props(engine: str) -> dict[str, str]:
 def render(sql: str, engine: str) -> str:
     """Fill in the engine's hour expression and parameter markers."""
     if engine == "duckdb":
-        hours = {"hour_e": "(epoch_ms(e.ts) // 3600000)", "hour_n": "(epoch_ms(ts) // 3600000)"}
-        marks = {"lo": "$lo", "hi": "$hi", "site": "$site"}
+        hours = {"hour_e": "(epoch_ms(e.ts) // 3600000)"}
+        marks = {"site": "$site", "before": "$before"}
         text, double = "VARCHAR", "DOUBLE"
     else:
-        hours = {
-            "hour_e": "floor(EXTRACT(EPOCH FROM e.ts) / 3600)::bigint",
-            "hour_n": "floor(EXTRACT(EPOCH FROM ts) / 3600)::bigint",
-        }
-        marks = {"lo": "%(lo)s", "hi": "%(hi)s", "site": "%(site)s"}
+        hours = {"hour_e": "floor(EXTRACT(EPOCH FROM e.ts) / 3600)::bigint"}
+        marks = {"site": "%(site)s", "before": "%(before)s"}
         text = 'text COLLATE "C"'  # as the events table, so joins compare alike
         double = "double precision"
     return sql.format(**hours, **marks, **_props(engine), text=text, double=double)

@@ -184,10 +184,13 @@ def _absolute(r: IngestResult) -> list[str]:
         "",
         "Where the server's CPU went during each load, in µs per event: the main thread (the "
         "event loop: the request path), the other threads (cadlink: the loader, DuckDB, fsync) "
-        "and the child processes (cadlink: the enrichment process).",
+        "and the child processes (cadlink: the enrichment process). *Preempted*: how often per "
+        "request the scheduler took the core from the main thread while it could still run "
+        "(nonvoluntary context switches): the request path waiting for a core, not working.",
         "",
-        "| server | load | main thread | other threads | child processes |",
-        "|---|---|---|---|---|",
+        "| server | load | main thread | other threads | child processes | main thread "
+        "preempted per request |",
+        "|---|---|---|---|---|---|",
     ]
     for s in (r.bare, r.cadlink):
         for kind, phases in (("wrk peak", s.peak), ("hey ½ peak", s.half)):
@@ -196,9 +199,11 @@ def _absolute(r: IngestResult) -> list[str]:
                 if sp is None:
                     continue
                 per = 1e6 / max(1, phases[b].events_accepted)
+                preempted = sp.main_preempted / max(1, phases[b].events_accepted // b)
                 rows.append(
                     f"| {s.name} | {kind}, batch {b} | {_f(sp.main * per, 1)} | "
-                    f"{_f(sp.threads * per, 1)} | {_f(sp.children * per, 1)} |"
+                    f"{_f(sp.threads * per, 1)} | {_f(sp.children * per, 1)} | "
+                    f"{_f(preempted, 3)} |"
                 )
     rows += [
         "",

@@ -39,10 +39,16 @@ class CpuSplit:
     main: float  # the main thread: the event loop, i.e. the request path
     threads: float  # its other threads (cadlink: the loader, DuckDB's workers, fsync)
     children: float  # its child processes (cadlink: the enrichment process)
+    # Times the scheduler took the core from the main thread while it could still run
+    # (nonvoluntary context switches): how often the request path waits for a core.
+    main_preempted: int = 0
 
     def __sub__(self, other: CpuSplit) -> CpuSplit:
         return CpuSplit(
-            self.main - other.main, self.threads - other.threads, self.children - other.children
+            self.main - other.main,
+            self.threads - other.threads,
+            self.children - other.children,
+            self.main_preempted - other.main_preempted,
         )
 
 
@@ -55,6 +61,7 @@ def _cpu(stat_path: Path) -> float:
 def cpu_split(pid: int) -> CpuSplit:
     """CPU seconds of `pid`'s main thread, its other threads and its live children."""
     main = threads = 0.0
+    preempted = 0
     for task in Path(f"/proc/{pid}/task").iterdir():
         try:
             cpu = _cpu(task / "stat")
@@ -62,6 +69,7 @@ def cpu_split(pid: int) -> CpuSplit:
             continue
         if task.name == str(pid):
             main = cpu
+            preempted = _status_value(task / "status", "nonvoluntary_ctxt_switches")
         else:
             threads += cpu
     kids = 0.0
@@ -70,7 +78,17 @@ def cpu_split(pid: int) -> CpuSplit:
             kids += _cpu(Path(f"/proc/{child}/stat"))
         except OSError:
             continue
-    return CpuSplit(main, threads, kids)
+    return CpuSplit(main, threads, kids, preempted)
+
+
+def _status_value(path: Path, key: str) -> int:
+    try:
+        for line in path.read_text().splitlines():
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
 
 
 def children(pid: int) -> list[int]:

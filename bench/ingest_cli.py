@@ -12,6 +12,9 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench ingest", description=ingest.__doc__)
     parser.add_argument("--seconds", type=float, default=10.0, help="length of each measurement")
     parser.add_argument("--connections", type=int, default=32, help="wrk connections")
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="peak measurements per server (the median counts)"
+    )
     parser.add_argument("--no-write", action="store_true", help=f"do not update {report.DOCS.name}")
     parser.add_argument("--keep", action="store_true", help="keep server logs and data")
     parser.add_argument("--profile", type=Path, metavar="DIR", help="py-spy profiles into DIR")
@@ -32,6 +35,7 @@ def main(argv: list[str] | None = None) -> None:
     opts = ingest.Options(
         seconds=args.seconds,
         connections=args.connections,
+        rounds=max(1, args.rounds),
         profile_dir=args.profile,
         keep=args.keep,
         settings=tuple(settings),

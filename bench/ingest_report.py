@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Iterator
 
 from bench import procstats, report
 from bench.ingest import BATCHES, IngestResult, Phase
@@ -171,6 +172,14 @@ def _ratios(r: IngestResult) -> list[str]:
     return rows
 
 
+def _phases(r: IngestResult) -> Iterator[tuple[str, str, int, Phase]]:
+    """Every reported load, in table order: server name, load label, batch size, phase."""
+    for s in (r.bare, r.cadlink):
+        for kind, phases in (("wrk peak", s.peak), ("hey ½ peak", s.half)):
+            for b in BATCHES:
+                yield s.name, f"{kind}, batch {b}", b, phases[b]
+
+
 def _absolute(r: IngestResult) -> list[str]:
     rows = [
         "#### Absolute numbers",
@@ -179,18 +188,15 @@ def _absolute(r: IngestResult) -> list[str]:
         "CPU-s / 1k events | incl. loading | body bytes | other load |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for s in (r.bare, r.cadlink):
-        for kind, phases in (("wrk peak", s.peak), ("hey ½ peak", s.half)):
-            for b in BATCHES:
-                p: Phase = phases[b]
-                load = p.load
-                total = _f(p.cpu_per_1k_total, 3) if p.cpu_seconds_total else "n/a"
-                rows.append(
-                    f"| {s.name} | {kind}, batch {b} | {_f(load.requests_per_s)} | "
-                    f"{_f(load.events_per_s)} | {_f(load.p50_ms, 1)} | {_f(load.p99_ms, 1)} | "
-                    f"{load.failed} | {_f(p.cpu_per_1k, 3)} | {total} | {_f(load.body_bytes)} | "
-                    f"{p.others_cores:.2f} |"
-                )
+    for name, label, _, p in _phases(r):
+        load = p.load
+        total = _f(p.cpu_per_1k_total, 3) if p.cpu_seconds_total else "n/a"
+        rows.append(
+            f"| {name} | {label} | {_f(load.requests_per_s)} | "
+            f"{_f(load.events_per_s)} | {_f(load.p50_ms, 1)} | {_f(load.p99_ms, 1)} | "
+            f"{load.failed} | {_f(p.cpu_per_1k, 3)} | {total} | {_f(load.body_bytes)} | "
+            f"{p.others_cores:.2f} |"
+        )
     rows += [
         "",
         "Where the server's CPU went during each load, in µs per event: the main thread (the "
@@ -203,19 +209,16 @@ def _absolute(r: IngestResult) -> list[str]:
         "preempted per request |",
         "|---|---|---|---|---|---|",
     ]
-    for s in (r.bare, r.cadlink):
-        for kind, phases in (("wrk peak", s.peak), ("hey ½ peak", s.half)):
-            for b in BATCHES:
-                sp = phases[b].split
-                if sp is None:
-                    continue
-                per = 1e6 / max(1, phases[b].events_accepted)
-                preempted = sp.main_preempted / max(1, phases[b].events_accepted // b)
-                rows.append(
-                    f"| {s.name} | {kind}, batch {b} | {_f(sp.main * per, 1)} | "
-                    f"{_f(sp.threads * per, 1)} | {_f(sp.children * per, 1)} | "
-                    f"{_f(preempted, 3)} |"
-                )
+    for name, label, b, p in _phases(r):
+        sp = p.split
+        if sp is None:
+            continue
+        per = 1e6 / max(1, p.events_accepted)
+        preempted = sp.main_preempted / max(1, p.events_accepted // b)
+        rows.append(
+            f"| {name} | {label} | {_f(sp.main * per, 1)} | "
+            f"{_f(sp.threads * per, 1)} | {_f(sp.children * per, 1)} | {_f(preempted, 3)} |"
+        )
     rows += [
         "",
         f"Peak RSS (VmHWM): `cadlink serve` {_f(r.cadlink.peak_rss_mb)} MB "

@@ -78,12 +78,12 @@ class Settings(BaseSettings):
         description="`always` fsyncs before every 2xx; `interval` once a second; `never` leaves it "
         "to the OS. Every mode survives `kill -9` of the server.",
     )
-    loader_batch_events: int = Field(
-        40_000,
-        description="Most events the loader writes at once (when that many are waiting). "
-        "Larger batches share each batch's fixed cost (the duplicate check and rollup upkeep "
-        "scan the recent events once per batch) and let DuckDB write them straight to the "
-        "database file instead of its write-ahead log; the loader holds one batch in memory.",
+    loader_batch_bytes: int = Field(
+        16_777_216,
+        description="Most buffered bytes the loader takes into one batch when that much is "
+        "waiting (about 20,000 single-event requests). Larger batches share each batch's fixed "
+        "cost (about two dozen statements; the duplicate check reads the batch's time span "
+        "once); the loader holds one batch, and DuckDB its parsed rows, in memory.",
     )
     loader_interval_seconds: float = Field(
         0.2,
@@ -97,12 +97,6 @@ class Settings(BaseSettings):
         "batches so that it writes fewer, larger ones (it waits five times as long as its last "
         "batch took, from `CADLINK_LOADER_INTERVAL_SECONDS` up to this): the longest an "
         "accepted event waits to be stored when the server is busy.",
-    )
-    loader_enrich_process: bool = Field(
-        True,
-        description="Read and enrich buffered events in a child process of `cadlink serve` "
-        "(at a lower CPU priority), so that this work never holds the server's interpreter "
-        "lock and overlaps the writes; false does it in the loader thread.",
     )
     duckdb_memory_limit: str = Field(
         "",

@@ -79,11 +79,23 @@ class IncomingBatch(msgspec.Struct, rename="camel", forbid_unknown_fields=False)
     site_id: Str64 | None = None
 
 
-class Envelope(msgspec.Struct, array_like=True):
-    """What one accepted request puts in the durable buffer.
+class Envelope(
+    msgspec.Struct,
+    rename={
+        "received_ms": "r",
+        "site_id": "s",
+        "anon_visitor": "v",
+        "ip_prefix": "p",
+        "user_agent": "u",
+        "events": "e",
+    },
+):
+    """What one accepted request puts in the durable buffer: one line of JSON.
 
     It holds no raw IP: the request path derives the anonymous visitor hash and a truncated
-    network prefix (for geo lookup) and forgets the address.
+    network prefix (for geo lookup) and forgets the address. The events are the validated
+    ones, re-encoded (known fields only, camelCase): the loader parses exactly what the
+    request path checked.
     """
 
     received_ms: int
@@ -92,6 +104,20 @@ class Envelope(msgspec.Struct, array_like=True):
     ip_prefix: str  # IPv4 /24 or IPv6 /48, e.g. "203.0.113.0"; "" when unknown
     user_agent: str
     events: list[IncomingEvent]
+
+
+_envelope_encoder = msgspec.json.Encoder()
+_envelope_decoder = msgspec.json.Decoder(Envelope)
+
+
+def encode_envelope(envelope: Envelope) -> bytes:
+    """The buffer record of `envelope`: its JSON and a newline (JSON escapes any inside)."""
+    return _envelope_encoder.encode(envelope) + b"\n"
+
+
+def decode_envelope(record: bytes) -> Envelope:
+    """The envelope of one buffer record (with or without its newline)."""
+    return _envelope_decoder.decode(record)
 
 
 # Columns of `analytics_events`, in storage order, with their portable type names.

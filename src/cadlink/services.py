@@ -23,7 +23,6 @@ from cadlink.ingest.salts import SaltRing
 from cadlink.ingest.sites import SiteDirectory, SiteInfo
 from cadlink.pipeline.enrichment import Enricher, Identity
 from cadlink.pipeline.loader import Loader
-from cadlink.pipeline.prepare import BatchSource, ChildSource, WorkerConfig
 from cadlink.store.events import EventStore, open_event_store
 from cadlink.store.meta.db import make_engine, migrate
 from cadlink.store.meta.repository import MetaStore
@@ -122,21 +121,9 @@ class Services:
             fsync=settings.spool_fsync,
             backlog=backlog,
         )
-        enricher: Enricher | None = None
-        source: BatchSource | None = None
-        if settings.loader_enrich_process:
-            # The parsers live in the child only: the server never loads them.
-            source = ChildSource(
-                WorkerConfig(
-                    spool_dir=str(spool_dir),
-                    late_event_hours=settings.late_event_hours,
-                    geoip_country_path=settings.geoip_country_path or None,
-                    geoip_mmdb_path=settings.geoip_mmdb_path or None,
-                    log_level=settings.log_level,
-                )
-            )
-        else:
-            enricher = Enricher(build_ua_parser(), build_geo(settings), settings.late_event_hours)
+        # The parsers load here, once; the loader asks them only about values it has not
+        # seen before (store/events/staging.py).
+        enricher = Enricher(build_ua_parser(), build_geo(settings), settings.late_event_hours)
 
         def record_identities(identities: list[Identity]) -> None:
             for ident in identities:
@@ -148,12 +135,11 @@ class Services:
             SpoolReader(spool_dir),
             events,
             enricher,
-            batch_events=settings.loader_batch_events,
+            batch_bytes=settings.loader_batch_bytes,
             interval=settings.loader_interval_seconds,
             max_delay=settings.loader_max_delay_seconds,
             backlog=backlog,
             on_identities=record_identities,
-            source=source,
         )
 
         async def load_sites() -> list[SiteInfo]:

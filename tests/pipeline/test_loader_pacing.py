@@ -6,9 +6,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import msgspec
-
-from cadlink.events import Envelope, IncomingEvent
+from cadlink.events import Envelope, IncomingEvent, encode_envelope
 from cadlink.ingest.buffer import SpoolReader, SpoolWriter
 from cadlink.ingest.enrich.geo import GeoLocator
 from cadlink.ingest.enrich.useragent import UserAgentParser
@@ -41,13 +39,13 @@ def test_a_steady_stream_is_stored_in_batches_that_grow_with_their_cost(tmp_path
     of batches, not one per interval, and every event is stored."""
     loader = _loader(tmp_path, interval=0.02, max_delay=0.5)
     slow = 0.05
-    write = loader.store.write
+    load = loader.store.load
 
-    def slow_write(batch):  # type: ignore[no-untyped-def]
+    def slow_load(records, *args, **kwargs):  # type: ignore[no-untyped-def]
         time.sleep(slow)  # a store under load: the batch's fixed cost
-        return write(batch)
+        return load(records, *args, **kwargs)
 
-    loader.store.write = slow_write  # type: ignore[method-assign]
+    loader.store.load = slow_load  # type: ignore[method-assign]
     writer = SpoolWriter(tmp_path / "spool", fsync="never")
     loader.start()
     sent = 0
@@ -56,7 +54,7 @@ def test_a_steady_stream_is_stored_in_batches_that_grow_with_their_cost(tmp_path
         event = IncomingEvent(event_type="page_view", event_id=f"e{sent}",
                               timestamp=int(time.time() * 1000), page_url="https://s.example/")  # fmt: skip
         env = Envelope(int(time.time() * 1000), "site-1", sent % 50, "203.0.113.0", UA, [event])
-        writer.put(msgspec.msgpack.encode(env), 1)
+        writer.put(encode_envelope(env))
         sent += 1
         time.sleep(0.002)
     deadline = time.monotonic() + 10
@@ -76,20 +74,20 @@ def test_after_a_burst_has_ended_the_next_event_is_stored_within_an_interval(
     """The burst's batch took long (its period would be 2.5 s), but nothing arrived while it
     was written: traffic is light again, so the loader looks again after an interval."""
     loader = _loader(tmp_path, interval=0.05, max_delay=3.0)
-    write = loader.store.write
+    load = loader.store.load
 
-    def slow_write(batch):  # type: ignore[no-untyped-def]
-        time.sleep(0.5 if batch.rows.num_rows > 100 else 0.0)  # the burst's batch is slow
-        return write(batch)
+    def slow_load(records, *args, **kwargs):  # type: ignore[no-untyped-def]
+        time.sleep(0.5 if records.count(b"\n") > 100 else 0.0)  # the burst's batch is slow
+        return load(records, *args, **kwargs)
 
-    loader.store.write = slow_write  # type: ignore[method-assign]
+    loader.store.load = slow_load  # type: ignore[method-assign]
     writer = SpoolWriter(tmp_path / "spool", fsync="never")
 
     def put(event_id: str) -> None:
         now = int(time.time() * 1000)
         event = IncomingEvent(event_type="page_view", event_id=event_id, timestamp=now,
                               page_url="https://s.example/")  # fmt: skip
-        writer.put(msgspec.msgpack.encode(Envelope(now, "site-1", 7, "", UA, [event])), 1)
+        writer.put(encode_envelope(Envelope(now, "site-1", 7, "", UA, [event])))
 
     for i in range(500):
         put(f"burst-{i}")

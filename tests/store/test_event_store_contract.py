@@ -7,6 +7,7 @@ same random traffic into both and compares everything they return.
 
 from __future__ import annotations
 
+import contextlib
 import random
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -17,7 +18,7 @@ import msgspec
 import pyarrow as pa
 import pytest
 
-from cadlink.events import Envelope, IncomingEvent
+from cadlink.events import Envelope, IncomingEvent, encode_envelope
 from cadlink.ingest.enrich.geo import GeoLocator
 from cadlink.ingest.enrich.useragent import UserAgentParser
 from cadlink.pipeline.enrichment import Enricher
@@ -27,6 +28,7 @@ from cadlink.store.events.base import (
     StoreBatch,
     open_event_store,
 )
+from conftest import _temporary_database
 
 SITE = "site-1"
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -77,6 +79,13 @@ def enricher() -> Enricher:
 
 
 def load(store: EventStore, enricher: Enricher, *envs: Envelope) -> int:
+    """Store envelopes as the loader does: their buffer records, staged by the store."""
+    records = b"".join(encode_envelope(e) for e in envs)
+    return store.load(records, {}, enricher.staging).stored
+
+
+def write(store: EventStore, enricher: Enricher, *envs: Envelope) -> int:
+    """Store envelopes enriched to Arrow first (the path of imports and other tools)."""
     e = enricher.enrich(list(envs))
     return store.write(StoreBatch(e.rows, e.drops))
 
@@ -444,6 +453,64 @@ def test_both_stores_give_identical_answers(
     finally:
         for store in stores:
             store.close()
+
+
+@pytest.mark.parametrize("kind", ["duckdb", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.mark.parametrize("seed", [5, 13])
+def test_arrow_writes_and_loaded_records_store_the_same(
+    kind: str, seed: int, enricher: Enricher, tmp_path: Path
+) -> None:
+    """`write` (Arrow rows) and `load` (buffer records) are two ways into one store: the
+    same traffic gives the same events, sessions and counts either way."""
+    traffic = _random_traffic(seed)
+    answers = []
+    for n, into in enumerate((load, write)):
+        with contextlib.ExitStack() as stack:
+            if kind == "postgres":
+                url = stack.enter_context(_temporary_database())
+            else:
+                url = f"duckdb:///{tmp_path / f'{n}.duckdb'}"
+            store = open_event_store(url, 30)
+            stack.callback(store.close)
+            counts = [into(store, enricher, *batch) for batch in traffic]
+            events = store.list_events(
+                SITE, T0 - timedelta(days=1), T0 + timedelta(days=2), 10**4
+            ).rows
+            answers.append((counts, events, sessions(store)))
+    assert answers[0] == answers[1]
+    assert sum(answers[0][0]) > 100
+
+
+def test_loaded_records_commit_their_positions_drops_and_dead_letters(
+    event_store: EventStore, enricher: Enricher
+) -> None:
+    bot = Envelope(ms(1), SITE, 9, "", "curl/8.5.0", [ev(1), ev(1.5)])
+    records = encode_envelope(envelope(1, ev(0))) + encode_envelope(bot)
+    rejected = [(b'{"not": "an envelope"}', "undecodable: why")]
+    loaded = event_store.load(records, {"seg-a": len(records)}, enricher.staging, rejected)
+    assert (loaded.stored, loaded.staged.records, loaded.staged.events) == (1, 2, 3)
+    day = T0.date()
+    assert loaded.staged.drops == {(SITE, day, "http_client"): 2}
+    assert event_store.dropped(SITE, day, day) == [
+        {"day": day, "reason": "http_client", "count": 2}
+    ]
+    assert event_store.positions() == {"seg-a": len(records)}
+    assert [bytes(d["payload"]) for d in event_store.dead_letters()] == [rejected[0][0]]
+    # Nothing but positions (a segment that held only a torn tail).
+    assert event_store.load(b"", {"seg-b": 3}, enricher.staging).stored == 0
+    assert event_store.positions() == {"seg-a": len(records), "seg-b": 3}
+    assert event_store.count_events() == 1
+
+
+def test_records_that_are_not_envelopes_fail_the_batch(
+    event_store: EventStore, enricher: Enricher
+) -> None:
+    """A line that parses but is not an envelope must not vanish (the loader then keeps it as
+    a dead letter): staging refuses the batch, and nothing of it is stored."""
+    records = encode_envelope(envelope(1, ev(0))) + b'{"not": "an envelope"}\n'
+    with pytest.raises(ValueError, match="not envelopes"):
+        event_store.load(records, {"seg-a": len(records)}, enricher.staging)
+    assert event_store.count_events() == 0 and event_store.positions() == {}
 
 
 def test_dead_letters_are_kept_with_the_batch_that_met_them(event_store: EventStore) -> None:

@@ -19,7 +19,7 @@ from typing import Any
 import msgspec
 
 from cadlink.config import Settings
-from cadlink.events import Envelope, IncomingBatch, IncomingEvent
+from cadlink.events import Envelope, IncomingBatch, IncomingEvent, encode_envelope
 from cadlink.ingest.buffer import BufferFull, BufferWriter
 from cadlink.ingest.client_ip import client_ip
 from cadlink.ingest.enrich.identity import anonymous_visitor_id, ip_prefix
@@ -39,7 +39,6 @@ Send = Callable[[Message], Awaitable[None]]
 _batch_decoder = msgspec.json.Decoder(IncomingBatch)
 _NOT_A_BATCH = "Object missing required field `events`"  # a single event, not {"events": …}
 _event_decoder = msgspec.json.Decoder(IncomingEvent)
-_envelope_encoder = msgspec.msgpack.Encoder()
 _json = msgspec.json.Encoder()
 _FIELD_RE = re.compile(r"at `\$\.?(.*)`$")
 _CAMEL_RE = re.compile(r"_([a-z])")
@@ -66,8 +65,26 @@ def _field_of(error: msgspec.ValidationError) -> str | None:
     return match.group(1) if match else None
 
 
+class _SiteMiss(Exception):
+    """A site id the in-memory map does not know yet: look it up, then try again."""
+
+    def __init__(self, site_id: str) -> None:
+        super().__init__(site_id)
+        self.site_id = site_id
+
+
+# Constant answers, sent as they are (uvicorn only reads them).
+_NO_CONTENT = {"type": "http.response.start", "status": 204, "headers": ()}
+_EMPTY = {"type": "http.response.body", "body": b""}
+
+
 class CollectHandler:
-    """ASGI app for the collect endpoints. `batch_response` selects the /batch answer."""
+    """ASGI app for the collect endpoints. `batch_response` selects the /batch answer.
+
+    Every request costs this code a few microseconds; the server software costs about as
+    much again. The common case (one site, a body in one message, no proxy) is one pass
+    with no awaits but the server's own.
+    """
 
     def __init__(
         self,
@@ -88,8 +105,8 @@ class CollectHandler:
         self.limiter = RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst)
         self.max_body = settings.max_body_bytes
         self.max_events = settings.max_batch_events
-        # Per-request work that repeats (same origin, address, visitor) is memoised: these
-        # caches live only in this process's memory and are bounded.
+        # Per-request work that repeats (same address, visitor) is memoised: these caches
+        # live only in this process's memory and are bounded.
         self._prefix = lru_cache(maxsize=65_536)(ip_prefix)
         self._visitor = lru_cache(maxsize=16_384)(anonymous_visitor_id)
         self._salt_until = 0.0  # when today's salt (UTC) stops being today's
@@ -117,17 +134,50 @@ class CollectHandler:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         headers = dict(scope["headers"])
         origin_b = headers.get(b"origin")
-        origin = origin_b.decode("latin-1") if origin_b else None
-        batch_response = scope["path"].rstrip("/").endswith("/batch")
+        origin = origin_b.decode("latin-1") if origin_b is not None else None
         method = scope["method"]
-        if method == "OPTIONS":
-            await self._preflight(send, origin, headers)
-            return
         if method != "POST":
-            await _error(send, 405, "method_not_allowed", "use POST", None, origin, ())
+            if method == "OPTIONS":
+                await self._preflight(send, origin, headers)
+            else:
+                await _error(send, 405, "method_not_allowed", "use POST", None, origin, ())
             return
         try:
-            accepted = await self._accept(scope, receive, headers, origin)
+            declared = headers.get(b"content-length")
+            if declared is not None and declared.isdigit() and int(declared) > self.max_body:
+                raise Rejection(
+                    413, "body_too_large", f"request body exceeds {self.max_body} bytes"
+                )
+            peer = scope.get("client")
+            xff = headers.get(b"x-forwarded-for")
+            ip = peer[0] if peer else ""
+            if xff is not None:
+                ip = client_ip(ip, xff.decode("latin-1"), self.trusted)
+            if self.limiter.enabled:
+                wait = self.limiter.allow(ip)
+                if wait:
+                    raise Rejection(
+                        429, "rate_limited", "too many requests from this address", None,
+                        int(wait) + 1,
+                    )  # fmt: skip
+            message = await receive()
+            if message.get("more_body", False) or message["type"] != "http.request":
+                body = await _read_body(message, receive, self.max_body)
+            else:
+                body = message.get("body", b"")
+                if len(body) > self.max_body:
+                    raise Rejection(
+                        413, "body_too_large", f"request body exceeds {self.max_body} bytes"
+                    )
+            try:
+                accepted = self._accept(ip, headers, body, origin)
+            except _SiteMiss as miss:
+                # The in-memory map answers almost always; only a miss may await a refresh.
+                if await self.sites.lookup(miss.site_id) is None:
+                    raise Rejection(
+                        400, "unknown_site", f"no site with id {miss.site_id!r}", "siteId"
+                    ) from None
+                accepted = self._accept(ip, headers, body, origin)
         except Rejection as r:
             self.metrics.reject(r.code)
             extra: tuple[tuple[bytes, bytes], ...] = ()
@@ -136,54 +186,48 @@ class CollectHandler:
             await _error(send, r.status, r.code, r.message, r.field, origin, extra)
             return
         self.metrics.requests["accepted"] += 1
-        if batch_response:
-            body = b'{"success":true,"queued":%d}' % accepted
-            await _respond(send, 200, body, origin, ((b"content-type", b"application/json"),))
+        if scope["path"].rstrip("/").endswith("/batch"):
+            answer = b'{"success":true,"queued":%d}' % accepted
+            await _respond(send, 200, answer, origin, ((b"content-type", b"application/json"),))
+        elif origin is None:
+            await send(_NO_CONTENT)
+            await send(_EMPTY)
         else:
             await _respond(send, 204, b"", origin, ())
 
-    async def _accept(
-        self, scope: Scope, receive: Receive, headers: dict[bytes, bytes], origin: str | None
-    ) -> int:
-        declared = headers.get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_body:
-            raise Rejection(413, "body_too_large", f"request body exceeds {self.max_body} bytes")
-        peer = scope.get("client")
-        xff = headers.get(b"x-forwarded-for")
-        ip = client_ip(
-            peer[0] if peer else None, xff.decode("latin-1") if xff else None, self.trusted
-        )
-        wait = self.limiter.allow(ip)
-        if wait:
-            raise Rejection(
-                429, "rate_limited", "too many requests from this address", None, int(wait) + 1
-            )
-        body = await _read_body(receive, self.max_body)
-        events, top_site = self._decode(body)
-        if not events:
+    def _accept(self, ip: str, headers: dict[bytes, bytes], body: bytes, origin: str | None) -> int:
+        """Validate, check the sites, buffer one record per site; returns the event count."""
+        events, top_site = _decode(body)
+        count = len(events)
+        if not count:
             raise Rejection(400, "invalid_event", "no events in request", "events")
-        if len(events) > self.max_events:
+        if count > self.max_events:
             raise Rejection(
                 400, "too_many_events", f"at most {self.max_events} events per request", "events"
             )
-        by_site: dict[str, list[IncomingEvent]] = {}
+        first = events[0].site_id or top_site
+        if not first:
+            raise Rejection(400, "missing_site", "siteId is required", _at(0, count, "siteId"))
+        mixed = False
         for i, event in enumerate(events):
             site_id = event.site_id or top_site
-            if not site_id:
-                raise Rejection(
-                    400, "missing_site", "siteId is required", _at(i, len(events), "siteId")
-                )
-            group = by_site.get(site_id)
-            if group is None:
-                by_site[site_id] = [event]
-            else:
-                group.append(event)
+            if site_id != first:
+                if not site_id:
+                    raise Rejection(
+                        400, "missing_site", "siteId is required", _at(i, count, "siteId")
+                    )
+                mixed = True
+        groups: dict[str, list[IncomingEvent]] = {first: events}
+        if mixed:
+            groups = {}
+            for event in events:
+                groups.setdefault(event.site_id or top_site or "", []).append(event)
+        known = self.sites.get
         sites: list[SiteInfo] = []
-        for site_id in by_site:
-            # The in-memory map answers almost always; only a miss may await a refresh.
-            site = self.sites.get(site_id) or await self.sites.lookup(site_id)
+        for site_id in groups:
+            site = known(site_id)
             if site is None:
-                raise Rejection(400, "unknown_site", f"no site with id {site_id!r}", "siteId")
+                raise _SiteMiss(site_id)
             if not self._origin_ok(site, origin):
                 raise Rejection(
                     403,
@@ -192,55 +236,37 @@ class CollectHandler:
                     "origin",
                 )
             sites.append(site)
-        ua_b = headers.get(b"user-agent", b"")
-        ua = ua_b.decode("utf-8", "replace")[:512]
+        ua_b = headers.get(b"user-agent")
+        ua = ua_b.decode("utf-8", "replace")[:512] if ua_b else ""
         dnt = headers.get(b"dnt") == b"1" or headers.get(b"sec-gpc") == b"1"
         now = self.clock()
-        received_ms = int(now * 1000)
         salt = self._salt(now)
         prefix = self._prefix(ip)
-        stored = 0
-        envelopes: list[tuple[bytes, int]] = []
+        records: list[tuple[bytes, int]] = []
         for site in sites:
-            site_events = by_site[site.public_id]
+            site_events = groups[site.public_id]
             if dnt and site.respect_dnt:
                 self.metrics.events_dropped["dnt"] += len(site_events)
                 continue
             envelope = Envelope(
-                received_ms=received_ms,
-                site_id=site.public_id,
-                anon_visitor=self._visitor(salt, site.public_id, ip, ua),
-                ip_prefix=prefix,
-                user_agent=ua,
-                events=site_events,
+                int(now * 1000),
+                site.public_id,
+                self._visitor(salt, site.public_id, ip, ua),
+                prefix,
+                ua,
+                site_events,
             )
-            envelopes.append((_envelope_encoder.encode(envelope), len(site_events)))
+            records.append((encode_envelope(envelope), len(site_events)))
+        stored = 0
         try:
-            for payload, n in envelopes:
-                self.buffer.put(payload, n)
+            for record, n in records:
+                self.buffer.put(record)
                 stored += n
         except BufferFull as full:
             raise Rejection(503, "overloaded", str(full), None, full.retry_after) from None
-        self.metrics.events_accepted += stored
-        return len(events)
-
-    def _decode(self, body: bytes) -> tuple[list[IncomingEvent], str | None]:
-        if not body.strip():
-            raise Rejection(400, "empty_body", "request body is empty", None)
-        try:
-            # The batch form first (the tracker always sends it): one pass over the body.
-            try:
-                batch = _batch_decoder.decode(body)
-            except msgspec.ValidationError as e:
-                if str(e) != _NOT_A_BATCH:
-                    raise
-                return [_event_decoder.decode(body)], None
-            return batch.events, batch.site_id
-        except msgspec.ValidationError as e:
-            field = _field_of(e)
-            raise Rejection(400, "invalid_event", str(e), field) from None
-        except msgspec.DecodeError as e:
-            raise Rejection(400, "invalid_json", f"body is not valid JSON: {e}", None) from None
+        finally:
+            self.metrics.events_accepted += stored
+        return count
 
     async def _preflight(self, send: Send, origin: str | None, headers: dict[bytes, bytes]) -> None:
         # The body (and so the site) is unknown at preflight; the POST itself is checked.
@@ -255,15 +281,35 @@ class CollectHandler:
         await _respond(send, 204, b"", origin, extra)
 
 
+def _decode(body: bytes) -> tuple[list[IncomingEvent], str | None]:
+    try:
+        # The batch form first (the tracker always sends it): one pass over the body.
+        try:
+            batch = _batch_decoder.decode(body)
+        except msgspec.ValidationError as e:
+            if str(e) != _NOT_A_BATCH:
+                raise
+            return [_event_decoder.decode(body)], None
+        return batch.events, batch.site_id
+    except msgspec.ValidationError as e:
+        field = _field_of(e)
+        raise Rejection(400, "invalid_event", str(e), field) from None
+    except msgspec.DecodeError as e:
+        if not body.strip():
+            raise Rejection(400, "empty_body", "request body is empty", None) from None
+        raise Rejection(400, "invalid_json", f"body is not valid JSON: {e}", None) from None
+
+
 def _at(index: int, total: int, name: str) -> str:
     return f"events[{index}].{name}" if total > 1 else name
 
 
-async def _read_body(receive: Receive, limit: int) -> bytes:
+async def _read_body(first: Message, receive: Receive, limit: int) -> bytes:
+    """The whole body of a request whose first message is `first`, at most `limit` bytes."""
     chunks: list[bytes] = []
     size = 0
+    message = first
     while True:
-        message = await receive()
         if message["type"] == "http.disconnect":
             raise Rejection(400, "client_disconnected", "client went away", None)
         chunk = message.get("body", b"")
@@ -272,7 +318,8 @@ async def _read_body(receive: Receive, limit: int) -> bytes:
             raise Rejection(413, "body_too_large", f"request body exceeds {limit} bytes")
         chunks.append(chunk)
         if not message.get("more_body", False):
-            return b"".join(chunks) if len(chunks) != 1 else chunks[0]
+            return b"".join(chunks)
+        message = await receive()
 
 
 def _cors(origin: str | None) -> list[tuple[bytes, bytes]]:

@@ -4,8 +4,11 @@ Exactly-once: rows, drop counts and the buffer positions they came from are comm
 store transaction, and the store skips event ids it already holds. A crash anywhere replays
 from the last committed position and changes nothing twice.
 
-Batches are prepared (read, decoded, enriched) by a `BatchSource`: in this thread, or in a
-child process that works on the next batch while this thread writes the current one.
+A batch is runs of whole buffer records, read with a `read()` per segment and handed to the
+store as they are: the store parses and enriches them in DuckDB (store/events/staging.py),
+which runs without the interpreter lock, so loading takes little from the request path
+beyond the CPU it uses. Python sees a batch's new distinct user agents, places, referrers and
+consented visitors, not its events.
 """
 
 from __future__ import annotations
@@ -16,15 +19,18 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from cadlink.events import Envelope
+import msgspec
+
+from cadlink.events import Envelope, decode_envelope, encode_envelope
 from cadlink.ingest.buffer import Backlog, SpoolReader
 from cadlink.pipeline.enrichment import Enricher, Identity
-from cadlink.pipeline.prepare import BatchSource, InlineSource, PreparedBatch
-from cadlink.store.events.base import EventStore, StoreBatch
+from cadlink.store.events.base import EventStore, Loaded, StoreBatch
+from cadlink.store.events.staging import Lookups
 
 log = logging.getLogger(__name__)
 
 BUSY_SHARE = 5.0  # a caught-up loader's period, in multiples of its last batch's duration
+DEFAULT_BATCH_BYTES = 16 << 20
 
 
 @dataclass
@@ -43,25 +49,19 @@ class Loader:
         self,
         reader: SpoolReader,
         store: EventStore,
-        enricher: Enricher | None,
+        enricher: Enricher,
         *,
-        batch_events: int = 10_000,
+        batch_bytes: int = DEFAULT_BATCH_BYTES,
         interval: float = 0.5,
         max_delay: float = 1.0,
         backlog: Backlog | None = None,
         on_identities: Callable[[list[Identity]], None] | None = None,
         on_loaded: Callable[[int], None] | None = None,
-        source: BatchSource | None = None,
     ) -> None:
         self.reader = reader
         self.store = store
         self.enricher = enricher
-        if source is None:
-            if enricher is None:
-                raise ValueError("a loader needs an enricher or a batch source")
-            source = InlineSource(reader, enricher)
-        self.source: BatchSource = source
-        self.batch_events = batch_events
+        self.batch_bytes = batch_bytes
         self.interval = interval
         self.max_delay = max(interval, max_delay)
         self.backlog = backlog
@@ -81,14 +81,8 @@ class Loader:
 
     def load_envelopes(self, envelopes: Iterable[Envelope]) -> int:
         """Enrich and store envelopes directly (the demo generator and imports use this)."""
-        batch = list(envelopes)
-        enriched = self._enricher().enrich(batch)
-        newest = max((e.received_ms for e in batch), default=0)
-        return self._write(
-            PreparedBatch(
-                enriched.rows, enriched.drops, enriched.identities, {}, len(batch), newest
-            )
-        )
+        records = b"".join(encode_envelope(e) for e in envelopes)
+        return self._record(self.store.load(records, {}, self.enricher.staging))
 
     def load_history(self, chunks: Iterable[list[Envelope]], batch_events: int = 100_000) -> int:
         """Bulk-load generated or imported history: enrich, append in large batches, then
@@ -98,10 +92,8 @@ class Loader:
         pending: list[Envelope] = []
         count = 0
 
-        enricher = self._enricher()
-
         def flush() -> int:
-            enriched = enricher.enrich(pending)
+            enriched = self.enricher.enrich(pending)
             n = self.store.append(StoreBatch(enriched.rows, enriched.drops))
             if enriched.identities and self.on_identities is not None:
                 self.on_identities(enriched.identities)
@@ -122,54 +114,61 @@ class Loader:
         self.stats.events_stored += stored
         return stored
 
-    def _enricher(self) -> Enricher:
-        if self.enricher is None:
-            raise RuntimeError("this loader enriches in a child process only")
-        return self.enricher
-
-    def _write(self, batch: PreparedBatch) -> int:
-        stored = self.store.write(
-            StoreBatch(batch.rows, batch.drops, batch.positions, batch.rejected)
-        )
+    def _record(self, loaded: Loaded, rejected: int = 0) -> int:
+        staged = loaded.staged
         self.stats.batches += 1
-        self.stats.dead_letters += len(batch.rejected)
-        self.stats.events_stored += stored
-        self.stats.events_dropped += sum(batch.drops.values())
+        self.stats.dead_letters += rejected
+        self.stats.events_stored += loaded.stored
+        self.stats.events_dropped += sum(staged.drops.values())
         self.stats.last_batch_at = time.time()
         self.stats.last_event_received_ms = max(
-            self.stats.last_event_received_ms, batch.newest_received_ms
+            self.stats.last_event_received_ms, staged.newest_received_ms
         )
-        if batch.identities and self.on_identities is not None:
+        if staged.identities and self.on_identities is not None:
             try:
-                self.on_identities(batch.identities)
+                self.on_identities(staged.identities)
             except Exception:  # identities are a convenience; never block loading on them
                 log.exception("could not record identified users")
-        if stored and self.on_loaded is not None:
-            self.on_loaded(stored)
-        return stored
+        if loaded.stored and self.on_loaded is not None:
+            self.on_loaded(loaded.stored)
+        return loaded.stored
+
+    def _load(self, records: bytes, positions: dict[str, int]) -> int:
+        staging = self.enricher.staging
+        busy = self.arrived_meanwhile  # records arrived while the last batch was loaded
+        try:
+            return self._record(self.store.load(records, positions, staging, busy=busy))
+        except MemoryError:
+            raise
+        except Exception:
+            good, rejected = _split_bad(records, staging.lookups)
+            if not rejected:
+                raise  # the records are fine: the store failed; retry the batch later
+        log.error("%d buffer records cannot be loaded: kept as dead letters", len(rejected))
+        loaded = self.store.load(good, positions, staging, rejected, busy=busy)
+        return self._record(loaded, len(rejected))
 
     def run_once(self) -> int:
-        """Load what the buffer holds now (up to one batch); returns events stored."""
-        batch = self.source.next(self._positions, self.batch_events)
-        stored = 0
-        self.last_batch_full = batch.events >= self.batch_events
-        if batch.records:
-            if self.last_batch_full:
-                # More is waiting: let the source prepare it while this batch is written.
-                self.source.prefetch(self._positions | batch.positions, self.batch_events)
-            stored = self._write(batch)
+        """Load what the buffer holds now (up to one batch); returns events stored, or -1
+        when there was nothing to load."""
+        batch = self.reader.read(self._positions, self.batch_bytes)
+        self.last_batch_full = batch.more  # more is waiting: load it at once
+        stored = -1
+        if batch.positions:
+            records = b"".join(batch.chunks)  # one chunk: joined without a copy
+            batch.chunks = []
+            stored = self._load(records, batch.positions)
             self._positions.update(batch.positions)
         removed = self.reader.cleanup(self._positions)
         if removed:
             self.store.forget_positions(removed)
-            self.source.forget(removed)
             for name in removed:
                 self._positions.pop(name, None)
         unloaded = self.reader.unloaded_bytes(self._positions)
         self.arrived_meanwhile = unloaded > 0
         if self.backlog is not None:
             self.backlog.set(unloaded)
-        return stored if batch.records else -1
+        return stored
 
     def drain(self) -> int:
         """Load until the buffer is empty; returns events stored."""
@@ -221,5 +220,45 @@ class Loader:
             self.drain()
         except Exception:
             log.exception("final drain failed; the buffer keeps the events for the next start")
-        finally:
-            self.source.close()
+
+
+def _split_bad(records: bytes, lookups: Lookups) -> tuple[bytes, list[tuple[bytes, str]]]:
+    """The records of a batch that failed, less those that cannot be loaded: they do not
+    decode (a writer of another version, a damaged file), or a lookup fails on a value of
+    theirs (a parser bug). Each bad record is returned with why."""
+    good: list[bytes] = []
+    rejected: list[tuple[bytes, str]] = []
+    for line in records.split(b"\n"):
+        if not line:
+            continue
+        try:
+            envelope = decode_envelope(line)
+        except (msgspec.DecodeError, msgspec.ValidationError) as e:
+            rejected.append((line, f"undecodable: {e}"))
+            continue
+        try:
+            _check_lookups(envelope, lookups)
+        except MemoryError:
+            raise
+        except Exception as e:
+            rejected.append((line, f"enrichment failed: {e!r}"[:1000]))
+            continue
+        good.append(line + b"\n")
+    return b"".join(good), rejected
+
+
+def _check_lookups(env: Envelope, lookups: Lookups) -> None:
+    """Ask the lookups everything staging `env` would ask (raises what they raise)."""
+    lookups.user_agents([env.user_agent])
+    if env.ip_prefix:
+        lookups.places([env.ip_prefix])
+    lookups.attributions(
+        [
+            (e.referrer, e.page_url, e.utm_source, e.utm_medium, e.utm_campaign, e.utm_term,
+             e.utm_content)
+            for e in env.events
+        ]
+    )  # fmt: skip
+    lookups.visitors(
+        [(env.site_id, e.visitor_id) for e in env.events if e.consent and e.visitor_id]
+    )

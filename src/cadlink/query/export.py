@@ -9,14 +9,14 @@ from __future__ import annotations
 import io
 from collections.abc import Iterable, Iterator
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
-import pyarrow as pa
-import pyarrow.csv as pacsv
-import pyarrow.parquet as pq
 
 from cadlink.query.spec import QueryError
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 from cadlink.web_names import camel_columns
 
 _json = msgspec.json.Encoder()
@@ -74,6 +74,11 @@ def encode_batches(
     batches: Iterable[pa.RecordBatch], fmt: Format, schema: pa.Schema
 ) -> Iterator[bytes]:
     """Encode Arrow batches one at a time; yields bytes as they are ready."""
+    # pyarrow loads with the first export, not with the server (it costs ~25 MB resident).
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
     schema = pa.schema(
         [f.with_name(n) for f, n in zip(schema, camel_columns(schema.names), strict=True)]
     )
@@ -111,6 +116,10 @@ def encode_rows(rows: list[dict[str, Any]], fmt: Format) -> bytes:
     """Encode a report's rows (already camelCase dicts)."""
     if fmt is Format.JSON:
         return b"".join(_json.encode(_plain(r)) + b"\n" for r in rows)
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
     table = pa.Table.from_pylist([_plain(r) for r in rows]) if rows else pa.table({})
     sink = io.BytesIO()
     if fmt is Format.CSV:

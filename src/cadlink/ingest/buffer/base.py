@@ -15,8 +15,8 @@ class BufferFull(Exception):
 
 
 class BufferWriter(Protocol):
-    def put(self, payload: bytes, events: int) -> None:
-        """Store one encoded envelope durably, or raise `BufferFull`."""
+    def put(self, record: bytes) -> None:
+        """Store one buffer record (`events.encode_envelope`) durably, or raise `BufferFull`."""
 
     def close(self) -> None: ...
 

@@ -1,10 +1,14 @@
 """Append-only spool files: the embedded mode's durable buffer.
 
-Layout: `<spool dir>/<ns timestamp>-<pid>-<seq>.spool`, each a sequence of records
-`[u32 length][u32 crc32][u32 events][payload]` (the event count lets the loader size its
-batches in events without decoding). A record is acknowledged only after one `write()` of the
-whole record returned, so after `kill -9` every acknowledged record is complete in the page
-cache; a torn tail (the process died inside `write`) was never acknowledged and fails its CRC.
+Layout: `<spool dir>/<ns timestamp>-<pid>-<seq>.spool`, each a sequence of records, one per
+line: a record is one line of JSON (JSON escapes every newline inside a string, so a record
+holds none) ending in `\\n`. The loader hands whole runs of lines to DuckDB, which splits and
+parses them in C++: nothing in Python touches a record one at a time.
+
+A record is acknowledged only after one `write()` of the whole line returned, so after
+`kill -9` every acknowledged record is complete in the page cache. A torn tail (the process
+died inside `write`, or the machine lost power before a sync) has no final newline: it was
+never acknowledged, and the reader skips it once the segment is sealed.
 
 The writer holds an exclusive `flock` on its active segment; the kernel drops the lock when
 the process dies, which is how the reader knows a segment is sealed and may be deleted once
@@ -15,22 +19,20 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import io
 import logging
 import os
-import struct
 import threading
 import time
-import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
 
 from cadlink.ingest.buffer.base import Backlog, BufferFull
 
 log = logging.getLogger(__name__)
 
-_HEADER = struct.Struct("<III")
-_CHUNK = 1 << 20  # how much of a segment the reader takes at a time
+_NEWLINE = 10
+_CHUNK = 1 << 20  # the reader's unit when it must read on to find the end of a record
 SUFFIX = ".spool"
 
 
@@ -61,7 +63,6 @@ class SpoolWriter:
         self._fd = -1
         self._size = 0
         self._dirty = False
-        self._envelopes = 0
         self._open_segment()
         self._stop = threading.Event()
         self._syncer: threading.Thread | None = None
@@ -80,11 +81,14 @@ class SpoolWriter:
             os.fsync(old)
             os.close(old)  # releases the lock: the old segment is sealed
 
-    def put(self, payload: bytes, events: int = 1) -> None:
-        """Append one record; returns once it would survive the death of this process."""
-        if self.backlog.bytes >= self.max_backlog_bytes:
+    def put(self, record: bytes | bytearray) -> None:
+        """Append one record (one line ending in a newline, none inside); returns once it
+        would survive the death of this process."""
+        backlog = self.backlog
+        if backlog.bytes >= self.max_backlog_bytes:
             raise BufferFull("event buffer is full; the loader is behind", retry_after=5)
-        record = _HEADER.pack(len(payload), zlib.crc32(payload), events) + payload
+        if not record or record[-1] != _NEWLINE:
+            raise ValueError("a spool record is one line ending in a newline")
         with self._lock:
             written = os.write(self._fd, record)
             if written != len(record):  # disk full or similar: never acknowledge a torn record
@@ -93,10 +97,9 @@ class SpoolWriter:
                 os.fsync(self._fd)
             self._size += written
             self._dirty = True
-            self._envelopes += 1
             if self._size >= self.segment_bytes:
                 self._open_segment()
-        self.backlog.add(written)
+        backlog.add(written)
 
     def _sync_loop(self) -> None:
         while not self._stop.wait(1.0):
@@ -127,14 +130,26 @@ class SpoolWriter:
 
 @dataclass
 class ReadBatch:
-    """Envelopes read from the spool and the positions to commit once they are stored."""
+    """Records read from the spool and the positions to commit once they are stored.
 
-    payloads: list[bytes] = field(default_factory=list)
+    `chunks` are runs of whole records (lines), each from one segment, in spool order.
+    """
+
+    chunks: list[bytes] = field(default_factory=list)
     positions: dict[str, int] = field(default_factory=dict)
-    events: int = 0
+    records: int = 0
+    size: int = 0  # bytes in `chunks`
+    # Torn tails skipped in sealed segments: (segment, bytes); never acknowledged records.
+    torn: list[tuple[str, int]] = field(default_factory=list)
+    more: bool = False  # stopped at the budget with whole records left to read
+
+    @property
+    def records_list(self) -> list[bytes]:
+        """Every record, without its newline (for tests and the one-by-one fallback)."""
+        return [line for chunk in self.chunks for line in chunk.split(b"\n")[:-1]]
 
 
-def _is_sealed(path: Path) -> bool:
+def is_sealed(path: Path) -> bool:
     """True when no live writer holds the segment (its writer rotated it or died)."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
@@ -159,14 +174,17 @@ class SpoolReader:
     def segments(self) -> list[Path]:
         return sorted(self.directory.glob(f"*{SUFFIX}"))
 
-    def read(self, positions: dict[str, int], max_events: int) -> ReadBatch:
-        """Read records after `positions` until about `max_events` events are collected.
+    def read(self, positions: dict[str, int], max_bytes: int) -> ReadBatch:
+        """Read whole records after `positions`, about `max_bytes` of them (at least one).
 
-        Reads a segment a chunk at a time, so a batch costs what it holds, not what is left
-        of the segment (up to `segment_bytes`) behind it.
+        A segment is read with one `read()` of what is wanted; only a record cut by the
+        budget costs another read to find its end.
         """
         batch = ReadBatch()
         for path in self.segments():
+            if batch.size >= max_bytes:
+                batch.more = True
+                break
             offset = positions.get(path.name, 0)
             try:
                 size = path.stat().st_size
@@ -175,52 +193,59 @@ class SpoolReader:
             if size <= offset:
                 continue
             try:
-                fh = path.open("rb")
+                fh = path.open("rb", buffering=0)
             except FileNotFoundError:  # deleted meanwhile: it was fully loaded
                 continue
             with fh:
-                if self._read_segment(fh, path.name, offset, size, batch, max_events):
-                    return batch
+                if not self._read_segment(fh, path, offset, size, batch, max_bytes - batch.size):
+                    break  # records are taken in spool order: the rest of this one first
         return batch
 
     @staticmethod
     def _read_segment(
-        fh: BinaryIO, name: str, offset: int, size: int, batch: ReadBatch, max_events: int
+        fh: io.FileIO, path: Path, offset: int, size: int, batch: ReadBatch, budget: int
     ) -> bool:
-        """Adds the complete records of one segment after `offset` (up to `size`) to `batch`;
-        True once it holds `max_events` events."""
+        """Add the whole records of one segment after `offset` (up to `size`, about `budget`
+        bytes) to `batch`; True when it took everything up to `size`."""
         fh.seek(offset)
-        data = b""
-        start = offset  # file offset of data[0]
-        pos = 0
-        while True:
-            if pos + _HEADER.size <= len(data):
-                length, crc, events = _HEADER.unpack_from(data, pos)
-                end = pos + _HEADER.size + length
-            else:
-                end = pos + _HEADER.size
-            if end > len(data):  # need more bytes: keep the unread tail, read the next chunk
-                missing = size - (start + len(data))
-                if missing <= 0:
-                    return False  # a record still being written, or a torn unacknowledged tail
-                more = fh.read(min(missing, max(_CHUNK, end - pos)))
-                if not more:  # shorter than it was a moment ago: nothing more to take
-                    return False
-                data = data[pos:] + more
-                start += pos
-                pos = 0
-                continue
-            payload = data[pos + _HEADER.size : end]
-            if zlib.crc32(payload) != crc:
-                log.error("spool record failed its checksum; skipping the rest of %s", name)
-                batch.positions[name] = size
-                return False
-            batch.payloads.append(payload)
-            batch.events += events
-            pos = end
-            batch.positions[name] = start + pos
-            if batch.events >= max_events:
-                return True
+        want = min(size - offset, max(budget, 1))
+        data = fh.read(want) or b""
+        end = data.rfind(b"\n") + 1
+        # A record longer than what is left of the budget: read on to its end only if the
+        # batch would otherwise be empty (it must make progress); else it is the next one's.
+        while end == 0 and not batch.size and offset + len(data) < size:
+            more = fh.read(min(_CHUNK, size - offset - len(data)))
+            if not more:
+                break
+            end = more.find(b"\n") + 1
+            if end:
+                end += len(data)
+            data += more
+        if end == 0 and not data:
+            return True
+        at_eof = offset + len(data) >= size
+        if end < len(data) and at_eof and data.find(b"\n", end) < 0 and is_sealed(path):
+            # The tail after the last newline will never be completed: its writer is gone.
+            torn = len(data) - end
+            log.warning("spool segment %s ends in a torn record (%d bytes); skipped", path, torn)
+            batch.torn.append((path.name, torn))
+            if end:
+                batch.chunks.append(data[:end])
+                batch.records += data.count(b"\n", 0, end)
+                batch.size += end
+            batch.positions[path.name] = offset + len(data)
+            return True
+        if end == 0:  # a record still being written
+            return False
+        chunk = data if end == len(data) else data[:end]
+        batch.chunks.append(chunk)
+        batch.records += chunk.count(b"\n")
+        batch.size += end
+        batch.positions[path.name] = offset + end
+        if offset + end >= size:
+            return True
+        batch.more = offset + len(data) < size  # the budget, not the end of what is written
+        return False
 
     def cleanup(self, positions: dict[str, int]) -> list[str]:
         """Delete sealed segments whose every byte is committed; returns their names."""
@@ -232,7 +257,7 @@ class SpoolReader:
             except FileNotFoundError:
                 continue
             # Re-check the size after the lock test: a writer may have appended before dying.
-            if committed >= size and _is_sealed(path) and path.stat().st_size == size:
+            if committed >= size and is_sealed(path) and path.stat().st_size == size:
                 with contextlib.suppress(FileNotFoundError):
                     path.unlink()
                 removed.append(path.name)

@@ -5,21 +5,24 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-import pyarrow as pa
+from cadlink.store.events.staging import Staged, Staging
 
-from cadlink.events import EVENT_COLUMNS
+if TYPE_CHECKING:
+    import pyarrow as pa
 
-_ARROW_TYPES: dict[str, pa.DataType] = {
-    "text": pa.string(),
-    "timestamp": pa.timestamp("ms", tz="UTC"),
-    "int64": pa.int64(),
-    "bool": pa.bool_(),
-    "json": pa.string(),
-}
+    from cadlink.store.events.arrow_schema import EVENT_ARROW_SCHEMA as EVENT_ARROW_SCHEMA
 
-EVENT_ARROW_SCHEMA = pa.schema([(name, _ARROW_TYPES[kind]) for name, kind in EVENT_COLUMNS])
+
+def __getattr__(name: str) -> object:
+    # pyarrow costs the server ~25 MB resident; only exports, imports and the PostgreSQL store
+    # need it, so the Arrow schema (and pyarrow) loads on first use.
+    if name == "EVENT_ARROW_SCHEMA":
+        from cadlink.store.events.arrow_schema import EVENT_ARROW_SCHEMA
+
+        return EVENT_ARROW_SCHEMA
+    raise AttributeError(name)
 
 
 @dataclass
@@ -36,6 +39,14 @@ class StoreBatch:
     positions: dict[str, int] = field(default_factory=dict)
     # Buffer records that could not be loaded, with why: kept in `dead_letters`.
     rejected: list[tuple[bytes, str]] = field(default_factory=list)
+
+
+@dataclass
+class Loaded:
+    """What one `load` did: events stored (duplicates excluded) and what staging found."""
+
+    stored: int
+    staged: Staged
 
 
 @dataclass(frozen=True)
@@ -59,6 +70,20 @@ class EventStore(Protocol):
 
     def write(self, batch: StoreBatch) -> int:
         """Store a batch; returns how many new events were stored (duplicates excluded)."""
+
+    def load(
+        self,
+        records: bytes,
+        positions: dict[str, int],
+        staging: Staging,
+        rejected: list[tuple[bytes, str]] | None = None,
+        *,
+        busy: bool = False,
+    ) -> Loaded:
+        """Enrich buffer records (whole lines, staging.py) and store them with the buffer
+        positions they end at (and any records that cannot be loaded, as dead letters), in
+        one transaction. `busy`: requests keep arriving, so take as little CPU at a time as
+        the engine allows rather than loading fastest."""
 
     def append(self, batch: StoreBatch) -> int:
         """Bulk-append generated/imported rows (no duplicate check, no session upkeep)."""

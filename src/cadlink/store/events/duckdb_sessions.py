@@ -122,11 +122,44 @@ grouped AS ({_AGGREGATES.replace("{numbered}", "numbered")})
 
 # -- The incremental path (see the module docstring) ---------------------------------------
 
-# The new events sessionized on their own: `new_runs` is `new_rows` with `seq` (position in
-# (site, visitor, time, id) order) and `n` (run number) computed by the store in Arrow, where
-# they cost a fraction of what window functions over the whole rows cost.
+# The batch's rows to store are `staged_rows` (staging.py) less the rows to skip: repeats of
+# an event id inside the batch (the earliest arrival stays) and ids already stored (searched
+# only within the batch's time window, `$lo` to `$hi`). Deleting the (usually no) repeats
+# costs a fraction of copying the batch into a new table.
+DEDUP_SQL = """
+DELETE FROM staged_rows WHERE i IN (
+    SELECT s.i FROM staged_rows s
+    WHERE EXISTS (
+        SELECT 1 FROM analytics_events e
+        WHERE e.ts >= $lo AND e.ts <= $hi AND e.site_id = s.site_id AND e.event_id = s.event_id
+    )
+    UNION ALL
+    SELECT unnest(list(i ORDER BY received_at, i)[2:]) FROM staged_rows
+    GROUP BY site_id, event_id HAVING count(*) > 1
+)
+"""
+
+# The new rows numbered into runs for the session upkeep, as a narrow table: `seq`, a row's
+# position in its visitor's (time, event id) order, and `n`, its run (a new run starts at a
+# visitor's first event and after every gap longer than the timeout).
+NUMBER_SQL = """
+CREATE OR REPLACE TEMP TABLE new_runs AS
+WITH ordered AS (
+    SELECT i, site_id, visitor_id, row_number() OVER w AS seq,
+           CASE WHEN lag(ts) OVER w IS NULL
+                  OR ts - lag(ts) OVER w > to_seconds($gap) THEN 1 ELSE 0 END AS is_start
+    FROM staged_rows
+    WINDOW w AS (PARTITION BY site_id, visitor_id ORDER BY ts, event_id)
+)
+SELECT i, seq, sum(is_start) OVER (
+    PARTITION BY site_id, visitor_id ORDER BY seq ROWS UNBOUNDED PRECEDING
+) AS n
+FROM ordered
+"""
+
+# The new events sessionized on their own.
 RUNS_SQL = "CREATE OR REPLACE TEMP TABLE batch_runs AS" + _AGGREGATES.replace(
-    "{numbered}", "new_runs"
+    "{numbered}", "(SELECT s.*, r.seq, r.n FROM staged_rows s JOIN new_runs r ON r.i = s.i)"
 )
 
 # Per visitor in the batch: its new events' span, whether a stored session near them does

@@ -6,20 +6,19 @@ reads use cursors (`con.cursor()`), which DuckDB runs concurrently with the writ
 
 from __future__ import annotations
 
+import tempfile
 import threading
 import time
 from collections.abc import Iterator, Sequence
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
-import pyarrow as pa
-import pyarrow.compute as pc
 
 from cadlink.events import EVENT_COLUMN_NAMES
 from cadlink.store.events import rollups
-from cadlink.store.events.base import EventPage, StoreBatch
+from cadlink.store.events.base import EventPage, Loaded, StoreBatch
 from cadlink.store.events.duckdb_schema import (
     EVENTS_DDL,
     SCHEMA_VERSION,
@@ -29,15 +28,21 @@ from cadlink.store.events.duckdb_schema import (
 )
 from cadlink.store.events.duckdb_sessions import (
     BOUNCE_MAX_MS,
+    DEDUP_SQL,
     DELETE_SQL,
     FAST_DELETE_SQL,
     FAST_INSERT_SQL,
     FAST_SQL,
     INSERT_SQL,
+    NUMBER_SQL,
     RUNS_SQL,
     SLOW_AFFECTED_SQL,
     VISITORS_SQL,
 )
+from cadlink.store.events.staging import Staged, Stager, Staging
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 _COLUMNS = ", ".join(EVENT_COLUMN_NAMES)
 _ADD_ROLLUPS = [rollups.render(sql, "duckdb") for sql in rollups.add_statements()]
@@ -79,7 +84,16 @@ class DuckDBEventStore:
         if memory_limit:
             config["memory_limit"] = memory_limit
         self._con = duckdb.connect(path, config=config)
+        self._stager: Stager | None = None
+        # The loader's batch, as DuckDB reads it (staging.py): beside the database file.
+        self._scratch = (
+            Path(path).with_name(Path(path).name + ".staging")
+            if path != ":memory:"
+            else Path(tempfile.mkdtemp(prefix="cadlink-staging-")) / "batch.ndjson"
+        )
         self._write_lock = threading.Lock()
+        row = self._con.execute("SELECT current_setting('threads')").fetchone()
+        self._threads = int(row[0]) if row else 1  # what reads use; loader batches use one
         self.init_schema()
 
     def init_schema(self) -> None:
@@ -115,25 +129,84 @@ class DuckDBEventStore:
     # -- writes ---------------------------------------------------------------------------
 
     def write(self, batch: StoreBatch) -> int:
+        """Store enriched Arrow rows (imports, tests); the loader uses `load`."""
         with self._write_lock:
             con = self._con
             con.execute("BEGIN TRANSACTION")
             try:
-                inserted = self._insert(con, batch) if batch.rows.num_rows else 0
-                self._add_drops(con, batch.drops)
-                for n, (payload, why) in enumerate(batch.rejected):
+                inserted = 0
+                if batch.rows.num_rows:
+                    con.register("batch_in", batch.rows)
                     con.execute(
-                        "INSERT INTO dead_letters VALUES (now(), ?, ?, ?)", [n, why, payload]
+                        f"CREATE OR REPLACE TEMP TABLE staged_rows AS "
+                        f"SELECT row_number() OVER () AS i, {_COLUMNS} FROM batch_in"
                     )
-                for segment, position in batch.positions.items():
-                    con.execute(
-                        "INSERT OR REPLACE INTO loader_positions VALUES (?, ?)", [segment, position]
-                    )
+                    con.unregister("batch_in")
+                    inserted = self._insert_staged(con)
+                self._finish(con, batch.drops, batch.positions, batch.rejected)
                 con.execute("COMMIT")
             except BaseException:
                 con.execute("ROLLBACK")
                 raise
+            finally:
+                con.execute("DROP TABLE IF EXISTS staged_rows")
             return inserted
+
+    def load(
+        self,
+        records: bytes,
+        positions: dict[str, int],
+        staging: Staging,
+        rejected: list[tuple[bytes, str]] | None = None,
+        *,
+        busy: bool = False,
+    ) -> Loaded:
+        """Stage buffer records (whole lines) on this store's own connection and store them,
+        with the positions they came from, in one transaction: the rows never leave DuckDB."""
+        with self._write_lock:
+            con = self._con
+            stager = self._stager
+            if stager is None or stager.staging is not staging:
+                stager = self._stager = Stager(con, staging, self._scratch)
+            # A loader batch is a few dozen statements over tens of thousands of rows: run in
+            # parallel they cost a quarter more CPU (task hand-offs between DuckDB's threads)
+            # and take a core from the request path. While requests arrive, a batch runs on
+            # this thread alone; the dashboard's queries get their threads back after it.
+            # Catching up with nothing arriving, it uses them all.
+            if busy:
+                con.execute("SET threads = 1")
+            con.execute("BEGIN TRANSACTION")
+            try:
+                staged = stager.stage(records) if records else Staged()
+                inserted = self._insert_staged(con) if staged.rows else 0
+                self._finish(con, staged.drops, positions, rejected or [])
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+            finally:
+                stager.drop()
+                if busy:
+                    con.execute(f"SET threads = {self._threads}")
+            return Loaded(inserted, staged)
+
+    def _finish(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        drops: dict[tuple[str, date, str], int],
+        positions: dict[str, int],
+        rejected: list[tuple[bytes, str]],
+    ) -> None:
+        """The rest of a loader transaction: drop counts, dead letters, buffer positions."""
+        self._add_drops(con, drops)
+        for n, (payload, why) in enumerate(rejected):
+            con.execute("INSERT INTO dead_letters VALUES (now(), ?, ?, ?)", [n, why, payload])
+        if positions:
+            con.execute(
+                "INSERT OR REPLACE INTO loader_positions "
+                "SELECT unnest($segments), unnest($positions)",
+                {"segments": list(positions), "positions": list(positions.values())},
+            )
 
     @staticmethod
     def _add_drops(con: duckdb.DuckDBPyConnection, drops: dict[tuple[str, date, str], int]) -> None:
@@ -201,73 +274,31 @@ class DuckDBEventStore:
             ).fetchone()
         return int(row[0]) if row else 0
 
-    def _insert(self, con: duckdb.DuckDBPyConnection, batch: StoreBatch) -> int:
-        rows = self._new_rows(con, batch.rows)
-        if not rows.num_rows:
+    def _insert_staged(self, con: duckdb.DuckDBPyConnection) -> int:
+        """Store `staged_rows` but the events already stored; upkeep of sessions and rollups."""
+        bounds = con.execute("SELECT min(ts), max(ts) FROM staged_rows").fetchone()
+        if bounds is None or bounds[0] is None:
             return 0
-        newest = pc.max(rows.column("ts")).as_py()
-        # The sessions and rollup upkeep read the new rows as `new_rows`: a view of the
-        # Arrow table, not a copy.
-        con.register("new_rows", rows)
-        try:
-            con.execute(
-                f"INSERT INTO analytics_events SELECT {_COLUMNS} FROM new_rows ORDER BY site_id, ts"
-            ).fetchall()  # completes the statement before the view goes
-            self._rebuild_sessions(con, rows)
-            for sql in _ADD_ROLLUPS:
-                con.execute(sql)
-            self._compact_rollups(con, newest)
-        finally:
-            con.unregister("new_rows")
-        return int(rows.num_rows)
-
-    def _new_rows(self, con: duckdb.DuckDBPyConnection, rows: pa.Table) -> pa.Table:
-        """The batch without the rows to skip: repeats of an event id inside the batch (the
-        earliest arrival stays) and ids already stored.
-
-        A repeat carries the original's event time (tracker retries resend the event as it
-        was; a replayed buffer record is identical), so searching stored rows whose time is
-        within the window of the batch finds it, and reads only those row groups. Only the
-        key columns take part, and the answer is the (usually empty) list of rows to drop, so
-        the batch itself is never copied.
-        """
-        ts = rows.column("ts")
-        lo = pc.min(ts).as_py() - self.dedup_window
-        hi = pc.max(ts).as_py() + self.dedup_window
-        keys = pa.table(
-            {
-                "i": pa.array(range(rows.num_rows), pa.int64()),
-                "site_id": rows.column("site_id"),
-                "event_id": rows.column("event_id"),
-                "received_at": rows.column("received_at"),
-            }
+        # A repeat carries the original's event time (tracker retries resend the event as it
+        # was; a replayed buffer record is identical), so the stored rows within the window
+        # of the batch's times are all the duplicate check reads: DuckDB skips the rest by
+        # their row groups' time ranges.
+        window = self.dedup_window
+        con.execute(DEDUP_SQL, {"lo": bounds[0] - window, "hi": bounds[1] + window})
+        new = con.execute("SELECT count(*), min(ts), max(ts) FROM staged_rows").fetchone()
+        if new is None or not new[0]:
+            return 0
+        con.execute(
+            f"INSERT INTO analytics_events SELECT {_COLUMNS} FROM staged_rows ORDER BY site_id, ts"
         )
-        con.register("batch_keys", keys)
-        try:
-            drop = con.execute(
-                """
-                SELECT i FROM (
-                    SELECT i, row_number() OVER (
-                        PARTITION BY site_id, event_id ORDER BY received_at, i
-                    ) AS rn
-                    FROM batch_keys
-                ) WHERE rn > 1
-                UNION ALL
-                SELECT b.i FROM batch_keys b
-                WHERE EXISTS (
-                    SELECT 1 FROM analytics_events e
-                    WHERE e.ts >= $lo AND e.ts <= $hi AND e.site_id = b.site_id
-                      AND e.event_id = b.event_id
-                )
-                """,
-                {"lo": lo, "hi": hi},
-            ).fetchall()
-        finally:
-            con.unregister("batch_keys")
-        if not drop:
-            return rows
-        skip = pa.array(sorted({int(i) for (i,) in drop}), pa.int64())
-        return rows.filter(pc.invert(pc.is_in(keys.column("i"), value_set=skip)))
+        con.execute(NUMBER_SQL, {"gap": self.gap_seconds})
+        self._rebuild_sessions(con, new[1])
+        # The rollups read the batch as `new_rows` (their SQL is shared with PostgreSQL).
+        con.execute("CREATE OR REPLACE TEMP VIEW new_rows AS SELECT * FROM staged_rows")
+        for sql in _ADD_ROLLUPS:
+            con.execute(sql)
+        self._compact_rollups(con, new[2])
+        return int(new[0])
 
     def _compact_rollups(self, con: duckdb.DuckDBPyConnection, newest: datetime) -> None:
         """Merge the rollup rows of the hours before `newest`'s, at most once a minute."""
@@ -279,17 +310,13 @@ class DuckDBEventStore:
         for sql in _COMPACT_ROLLUPS:
             con.execute(sql, {"before": before} if "$before" in sql else None)
 
-    def _rebuild_sessions(self, con: duckdb.DuckDBPyConnection, rows: pa.Table) -> None:
-        """Bring the sessions of the visitors in `rows` (the new rows, stored already) up to
-        date (duckdb_sessions.py): merge where their new events follow their stored
-        sessions, else rebuild from the stored events."""
+    def _rebuild_sessions(self, con: duckdb.DuckDBPyConnection, first: datetime) -> None:
+        """Bring the sessions of the visitors in `new_rows` (stored already; `first` is their
+        earliest time) up to date (duckdb_sessions.py): merge where their new events follow
+        their stored sessions, else rebuild from the stored events."""
         gap = self.gap_seconds
-        since = pc.min(rows.column("ts")).as_py() - timedelta(seconds=gap)
-        con.register("new_runs", _numbered(rows, gap * 1_000_000))
-        try:
-            con.execute(RUNS_SQL)
-        finally:
-            con.unregister("new_runs")
+        since = first - timedelta(seconds=gap)
+        con.execute(RUNS_SQL)
         con.execute(VISITORS_SQL, {"gap": gap, "since": since})
         con.execute(FAST_SQL, {"since": since, "bounce_ms": BOUNCE_MAX_MS})
         con.execute(FAST_DELETE_SQL, {"since": since})
@@ -419,29 +446,6 @@ class DuckDBEventStore:
     def close(self) -> None:
         with self._write_lock:
             self._con.close()
-
-
-def _numbered(rows: pa.Table, gap_us: int) -> pa.Table:
-    """`rows` with `seq`, each row's position in (site, visitor, time, event id) order, and
-    `n`, its run: a new run starts at each visitor's first event and after every gap longer
-    than `gap_us` microseconds. The numbering INSERT_SQL's window functions give, done with
-    Arrow kernels on the key columns only."""
-    order = pc.sort_indices(
-        rows.select(["site_id", "visitor_id", "ts", "event_id"]),
-        sort_keys=[(k, "ascending") for k in ("site_id", "visitor_id", "ts", "event_id")],
-    )
-    site = rows.column("site_id").take(order)
-    visitor = rows.column("visitor_id").take(order)
-    micros = pc.cast(pc.cast(rows.column("ts"), pa.timestamp("us", "UTC")), pa.int64())
-    us = micros.take(order)
-    same_visitor = pc.and_(pc.equal(site[1:], site[:-1]), pc.equal(visitor[1:], visitor[:-1]))
-    continues = pc.and_(same_visitor, pc.less_equal(pc.subtract(us[1:], us[:-1]), gap_us))
-    starts = pa.chunked_array(
-        [pa.array([1], pa.int64()), pc.cast(pc.invert(continues), pa.int64())]
-    )
-    runs = pc.cumulative_sum(starts)
-    seq = pc.sort_indices(order)  # inverse permutation: row i is at position seq[i]
-    return rows.append_column("seq", seq).append_column("n", runs.take(seq))
 
 
 def _dicts(cur: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:

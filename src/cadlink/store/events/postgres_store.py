@@ -24,7 +24,8 @@ import pyarrow.compute as pc
 
 from cadlink.events import EVENT_COLUMN_NAMES
 from cadlink.store.events import rollups
-from cadlink.store.events.base import EventPage, StoreBatch
+from cadlink.store.events.arrow_schema import EVENT_ARROW_SCHEMA
+from cadlink.store.events.base import EventPage, Loaded, StoreBatch
 from cadlink.store.events.postgres_io import Row, add_drops, arrow_batches, connect, copy_rows
 from cadlink.store.events.postgres_schema import (
     DDL_LOCK_KEY,
@@ -51,6 +52,7 @@ from cadlink.store.events.postgres_sessions import (
     DELETE_SQL,
     INSERT_SQL,
 )
+from cadlink.store.events.staging import Staged, Stager, Staging, memory_stager, stage_to_arrow
 
 _COLUMNS = ", ".join(EVENT_COLUMN_NAMES)
 _ADD_ROLLUPS = [rollups.render(sql, "postgresql") for sql in rollups.add_statements()]
@@ -70,6 +72,7 @@ class PostgresEventStore:
         self.gap = timedelta(minutes=session_timeout_minutes)
         self.dedup_window = timedelta(hours=dedup_window_hours)
         self._write_lock = threading.Lock()
+        self._stager: Stager | None = None
         self._writer_con: psycopg.Connection[Row] | None = None
         self._readers_lock = threading.Lock()
         self._idle_readers: list[psycopg.Connection[Row]] = []
@@ -220,6 +223,26 @@ class PostgresEventStore:
                         list(batch.positions.items()),
                     )
         return inserted
+
+    def load(
+        self,
+        records: bytes,
+        positions: dict[str, int],
+        staging: Staging,
+        rejected: list[tuple[bytes, str]] | None = None,
+        *,
+        busy: bool = False,
+    ) -> Loaded:
+        """Stage buffer records on a private in-memory DuckDB, then `write` its rows."""
+        stager = self._stager
+        if stager is None or stager.staging is not staging:
+            stager = self._stager = memory_stager(staging)
+        if records:
+            rows, staged = stage_to_arrow(stager, records)
+        else:
+            rows, staged = EVENT_ARROW_SCHEMA.empty_table(), Staged()
+        stored = self.write(StoreBatch(rows, staged.drops, positions, rejected or []))
+        return Loaded(stored, staged)
 
     def append(self, batch: StoreBatch) -> int:
         """Bulk path for generated or imported history: COPY straight into the events table,

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from functools import cache
 from pathlib import Path
 from typing import NamedTuple, NoReturn
@@ -66,7 +66,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Marks tests by the services their fixtures need, so `-m "not postgres"` works."""
     for item in items:
         names = getattr(item, "fixturenames", ())
-        if "postgres_url" in names or "postgres_module_url" in names:
+        if {"postgres_url", "postgres_module_url", "postgres_databases"} & set(names):
             item.add_marker(pytest.mark.postgres)
         if "redis_url" in names:
             item.add_marker(pytest.mark.redis)
@@ -91,6 +91,12 @@ def _temporary_database(template: str | None = None) -> Iterator[str]:
             conn.execute(
                 sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
             )
+
+
+@pytest.fixture
+def postgres_databases() -> Callable[[], AbstractContextManager[str]]:
+    """Makes more new, empty PostgreSQL databases in a test: `with postgres_databases() as url`."""
+    return _temporary_database
 
 
 @pytest.fixture

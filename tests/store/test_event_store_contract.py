@@ -28,7 +28,6 @@ from cadlink.store.events.base import (
     StoreBatch,
     open_event_store,
 )
-from conftest import _temporary_database
 
 SITE = "site-1"
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -458,7 +457,7 @@ def test_both_stores_give_identical_answers(
 @pytest.mark.parametrize("kind", ["duckdb", pytest.param("postgres", marks=pytest.mark.postgres)])
 @pytest.mark.parametrize("seed", [5, 13])
 def test_arrow_writes_and_loaded_records_store_the_same(
-    kind: str, seed: int, enricher: Enricher, tmp_path: Path
+    kind: str, seed: int, enricher: Enricher, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
     """`write` (Arrow rows) and `load` (buffer records) are two ways into one store: the
     same traffic gives the same events, sessions and counts either way."""
@@ -467,7 +466,7 @@ def test_arrow_writes_and_loaded_records_store_the_same(
     for n, into in enumerate((load, write)):
         with contextlib.ExitStack() as stack:
             if kind == "postgres":
-                url = stack.enter_context(_temporary_database())
+                url = stack.enter_context(request.getfixturevalue("postgres_databases")())
             else:
                 url = f"duckdb:///{tmp_path / f'{n}.duckdb'}"
             store = open_event_store(url, 30)

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import query_reference
+from cadlink.config import Settings
 from cadlink.ingest.buffer import SpoolReader
 from cadlink.ingest.enrich.geo import GeoLocator
 from cadlink.pipeline.demo import DemoConfig, generate
@@ -38,7 +39,9 @@ def build(events: int) -> DuckDBEventStore:
     path = CACHE / f"events-{events}.duckdb"
     CACHE.mkdir(parents=True, exist_ok=True)
     fresh = not path.exists()
-    store = DuckDBEventStore(str(path))
+    # The product's default cache size (Settings), not DuckDB's 80% of the machine.
+    limit = Settings.model_fields["duckdb_memory_limit"].default
+    store = DuckDBEventStore(str(path), memory_limit=limit)
     if fresh or store.count_events(SITE) == 0:
         t0 = time.perf_counter()
         enricher = Enricher(build_ua_parser(), GeoLocator(), late_event_hours=24 * 3650)

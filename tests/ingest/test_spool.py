@@ -181,3 +181,28 @@ def test_a_read_says_whether_it_stopped_at_the_budget(tmp_path: Path) -> None:
     writer.put(b"tail\n")
     assert not reader.read(positions, 450).more
     writer.close()
+
+
+def test_a_rotated_segment_is_synced_and_sealed_by_the_syncer_not_the_request(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The request that fills a segment does not wait for its fsync (tens of milliseconds for
+    a full one): the syncer thread syncs and seals it, within a second."""
+    from cadlink.ingest.buffer import spool
+
+    synced: list[int] = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(spool.os, "fsync", lambda fd: synced.append(fd) or real_fsync(fd))
+    writer = SpoolWriter(tmp_path, segment_bytes=64, fsync="interval")
+    writer.put(b"a" * 70 + b"\n")  # fills the first segment
+    writer.put(b"b\n")  # rotates: no fsync on this path
+    assert synced == []
+    reader = SpoolReader(tmp_path)
+    first = reader.segments()[0]
+    batch = reader.read({}, 1000)
+    assert batch.records_list == [b"a" * 70, b"b"]
+    assert reader.cleanup(batch.positions) == []  # not sealed yet: its writer still holds it
+    writer.sync()
+    assert len(synced) >= 1
+    assert reader.cleanup(batch.positions) == [first.name]
+    writer.close()

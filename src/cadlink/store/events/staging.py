@@ -151,7 +151,10 @@ _LOOKUP_SIZES_SQL = "SELECT " + ", ".join(f"(SELECT count(*) FROM {t})" for t in
 # Lines → one row per event, read from the batch's scratch file by DuckDB's JSON reader (its
 # own newline scanner: a third of the cost of splitting one large string in SQL). `k` keys
 # the event's attribution inputs: the same seven values always hash alike within a
-# connection (the lookup table lives no longer than it).
+# connection (the lookup table lives no longer than it). Joining on one 64-bit hash instead of
+# seven nullable strings is several times cheaper; two distinct inputs share a hash with odds
+# of about 1 in 10^9 for a full lookup table (200,000 keys), which would give one of them the
+# other's UTM values and source.
 _SPLIT_SQL = f"""
 CREATE OR REPLACE TEMP TABLE staged AS
 WITH envs AS (

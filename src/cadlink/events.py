@@ -115,6 +115,14 @@ def encode_envelope(envelope: Envelope) -> bytes:
     return _envelope_encoder.encode(envelope) + b"\n"
 
 
+def encode_envelope_into(envelope: Envelope, buffer: bytearray) -> bytearray:
+    """`encode_envelope` into `buffer` (replacing what it held), for a caller that reuses one
+    buffer: no new object per record."""
+    _envelope_encoder.encode_into(envelope, buffer)
+    buffer.append(10)
+    return buffer
+
+
 def decode_envelope(record: bytes) -> Envelope:
     """The envelope of one buffer record (with or without its newline)."""
     return _envelope_decoder.decode(record)

@@ -19,7 +19,7 @@ from typing import Any
 import msgspec
 
 from cadlink.config import Settings
-from cadlink.events import Envelope, IncomingBatch, IncomingEvent, encode_envelope
+from cadlink.events import Envelope, IncomingBatch, IncomingEvent, encode_envelope_into
 from cadlink.ingest.buffer import BufferFull, BufferWriter
 from cadlink.ingest.client_ip import client_ip
 from cadlink.ingest.enrich.identity import anonymous_visitor_id, ip_prefix
@@ -112,6 +112,7 @@ class CollectHandler:
         self._salt_until = 0.0  # when today's salt (UTC) stops being today's
         self._salt_version = -1
         self._salt_value = b""
+        self._record = bytearray(4096)  # the buffer record being written (one at a time)
 
     @staticmethod
     def _origin_ok(site: SiteInfo, origin: str | None) -> bool:
@@ -242,26 +243,24 @@ class CollectHandler:
         now = self.clock()
         salt = self._salt(now)
         prefix = self._prefix(ip)
-        records: list[tuple[bytes, int]] = []
-        for site in sites:
-            site_events = groups[site.public_id]
-            if dnt and site.respect_dnt:
-                self.metrics.events_dropped["dnt"] += len(site_events)
-                continue
-            envelope = Envelope(
-                int(now * 1000),
-                site.public_id,
-                self._visitor(salt, site.public_id, ip, ua),
-                prefix,
-                ua,
-                site_events,
-            )
-            records.append((encode_envelope(envelope), len(site_events)))
         stored = 0
         try:
-            for record, n in records:
-                self.buffer.put(record)
-                stored += n
+            for site in sites:
+                site_events = groups[site.public_id]
+                if dnt and site.respect_dnt:
+                    self.metrics.events_dropped["dnt"] += len(site_events)
+                    continue
+                envelope = Envelope(
+                    int(now * 1000),
+                    site.public_id,
+                    self._visitor(salt, site.public_id, ip, ua),
+                    prefix,
+                    ua,
+                    site_events,
+                )
+                # One buffer, reused: the record is copied into the spool by `put`.
+                self.buffer.put(encode_envelope_into(envelope, self._record))
+                stored += len(site_events)
         except BufferFull as full:
             raise Rejection(503, "overloaded", str(full), None, full.retry_after) from None
         finally:

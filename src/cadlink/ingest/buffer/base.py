@@ -15,7 +15,7 @@ class BufferFull(Exception):
 
 
 class BufferWriter(Protocol):
-    def put(self, record: bytes) -> None:
+    def put(self, record: bytes | bytearray) -> None:
         """Store one buffer record (`events.encode_envelope`) durably, or raise `BufferFull`."""
 
     def close(self) -> None: ...

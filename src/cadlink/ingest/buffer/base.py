@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from typing import Protocol
 
 
@@ -27,21 +26,20 @@ class BufferWriter(Protocol):
 class Backlog:
     """Bytes written to the buffer and not yet loaded, shared by writer and loader.
 
-    In embedded mode both live in one process, so a counter behind a lock is exact enough
-    to decide when to answer 503 without touching the disk per request.
+    In embedded mode both live in one process: the request path adds what it appends, the
+    loader sets what it measured on disk after each batch. No lock (the request path would
+    pay for it on every request): an add racing a set can be lost, and the next set, a
+    batch later, corrects it; the count only decides when to answer 503.
     """
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
         self._bytes = 0
 
     def add(self, n: int) -> None:
-        with self._lock:
-            self._bytes += n
+        self._bytes += n
 
     def set(self, n: int) -> None:
-        with self._lock:
-            self._bytes = max(0, n)
+        self._bytes = max(0, n)
 
     @property
     def bytes(self) -> int:

@@ -22,6 +22,7 @@ import fcntl
 import io
 import logging
 import os
+import queue
 import threading
 import time
 from dataclasses import dataclass, field
@@ -41,7 +42,14 @@ def _segment_name(seq: int) -> str:
 
 
 class SpoolWriter:
-    """Appends records to the active segment; rotates by size; optional fsync policy."""
+    """Appends records to the active segment; rotates by size; optional fsync policy.
+
+    `put` is called from one thread (the event loop) and takes no lock: every request pays
+    for it, and a lock and its bookkeeping cost the request path as much as the write itself
+    (2.2 µs in the ingest benchmark). The syncer thread only reads the active descriptor
+    (duplicating it) and receives rotated segments through a thread-safe queue, so rotation
+    never closes a descriptor it may be using.
+    """
 
     def __init__(
         self,
@@ -58,12 +66,11 @@ class SpoolWriter:
         self.max_backlog_bytes = max_backlog_bytes
         self.fsync = fsync
         self.backlog = backlog or Backlog()
-        self._lock = threading.Lock()
         self._seq = 0
         self._fd = -1
         self._size = 0
         self._dirty = False
-        self._sealing: list[int] = []  # rotated segments for the syncer to sync and close
+        self._sealing: queue.SimpleQueue[int] = queue.SimpleQueue()  # rotated, to seal
         self._syncer: threading.Thread | None = None
         self._open_segment()
         self._stop = threading.Event()
@@ -83,7 +90,7 @@ class SpoolWriter:
         if self._syncer is not None:
             # Syncing a full segment takes tens of milliseconds: the request that filled it
             # would wait for them. The syncer does it within a second, then closes it.
-            self._sealing.append(old)
+            self._sealing.put(old)
             return
         if self.fsync == "always":
             os.fsync(old)
@@ -91,23 +98,21 @@ class SpoolWriter:
 
     def put(self, record: bytes | bytearray) -> None:
         """Append one record (one line ending in a newline, none inside); returns once it
-        would survive the death of this process."""
-        backlog = self.backlog
-        if backlog.bytes >= self.max_backlog_bytes:
+        would survive the death of this process. From one thread at a time."""
+        if self.backlog.bytes >= self.max_backlog_bytes:
             raise BufferFull("event buffer is full; the loader is behind", retry_after=5)
         if not record or record[-1] != _NEWLINE:
             raise ValueError("a spool record is one line ending in a newline")
-        with self._lock:
-            written = os.write(self._fd, record)
-            if written != len(record):  # disk full or similar: never acknowledge a torn record
-                raise BufferFull("could not write the event buffer (disk full?)", retry_after=30)
-            if self.fsync == "always":
-                os.fsync(self._fd)
-            self._size += written
-            self._dirty = True
-            if self._size >= self.segment_bytes:
-                self._open_segment()
-        backlog.add(written)
+        written = os.write(self._fd, record)
+        if written != len(record):  # disk full or similar: never acknowledge a torn record
+            raise BufferFull("could not write the event buffer (disk full?)", retry_after=30)
+        if self.fsync == "always":
+            os.fsync(self._fd)
+        self._dirty = True
+        self._size += written
+        if self._size >= self.segment_bytes:
+            self._open_segment()
+        self.backlog.add(written)
 
     def _sync_loop(self) -> None:
         while not self._stop.wait(1.0):
@@ -115,16 +120,18 @@ class SpoolWriter:
 
     def sync(self) -> None:
         """fsync what was appended since the last call, and seal the segments rotated since."""
-        with self._lock:
-            sealing, self._sealing = self._sealing, []
-            fd = -1
-            if self._dirty and self._fd >= 0:
-                # fsync can take tens of milliseconds; holding the lock through it would stall
-                # every request's append. A duplicate descriptor syncs the same file and stays
-                # valid even if the segment rotates meanwhile.
+        fd = -1
+        if self._dirty and self._fd >= 0:
+            self._dirty = False  # before the dup: an append after it marks it dirty again
+            # A duplicate descriptor syncs the same file and stays valid whatever the writer
+            # does meanwhile (a rotated segment's descriptor is closed only below).
+            with contextlib.suppress(OSError):
                 fd = os.dup(self._fd)
-                self._dirty = False
-        for old in sealing:
+        while True:
+            try:
+                old = self._sealing.get_nowait()
+            except queue.Empty:
+                break
             try:
                 os.fsync(old)
             finally:
@@ -143,11 +150,10 @@ class SpoolWriter:
         if self._syncer is not None:
             self._syncer.join(timeout=10)
         self.sync()
-        with self._lock:
-            if self._fd >= 0:
-                os.fsync(self._fd)
-                os.close(self._fd)
-                self._fd = -1
+        if self._fd >= 0:
+            os.fsync(self._fd)
+            os.close(self._fd)
+            self._fd = -1
 
 
 @dataclass

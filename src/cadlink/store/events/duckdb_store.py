@@ -6,7 +6,6 @@ reads use cursors (`con.cursor()`), which DuckDB runs concurrently with the writ
 
 from __future__ import annotations
 
-import tempfile
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -39,7 +38,7 @@ from cadlink.store.events.duckdb_sessions import (
     SLOW_AFFECTED_SQL,
     VISITORS_SQL,
 )
-from cadlink.store.events.staging import Staged, Stager, Staging
+from cadlink.store.events.staging import Staged, Stager, Staging, private_scratch
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -89,7 +88,7 @@ class DuckDBEventStore:
         self._scratch = (
             Path(path).with_name(Path(path).name + ".staging")
             if path != ":memory:"
-            else Path(tempfile.mkdtemp(prefix="cadlink-staging-")) / "batch.ndjson"
+            else private_scratch(self)
         )
         self._write_lock = threading.Lock()
         row = self._con.execute("SELECT current_setting('threads')").fetchone()

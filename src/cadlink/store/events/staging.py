@@ -1,8 +1,8 @@
 """Buffer records → enriched event rows, in DuckDB: the loader's enrichment as SQL.
 
 The buffer holds one line of JSON per accepted request (`events.encode_envelope`). A batch of
-lines goes to DuckDB as one value; DuckDB splits and parses it, unnests the events and builds
-every stored column in C++, without the interpreter lock. What needs Python (user agents,
+lines is written to a scratch file that DuckDB's JSON reader parses; DuckDB unnests the events
+and builds every stored column in C++, without the interpreter lock. What needs Python (user agents,
 geo, referrer and UTM attribution, consented visitor ids: maintained parsers and keyed
 hashes) is asked once per *new distinct value*: each is remembered in a small lookup table
 of the connection, so in steady traffic a batch sends Python a handful of strings, not one
@@ -23,7 +23,7 @@ import tempfile
 import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -330,53 +330,40 @@ class Stager:
 
     def _learn_agents(self) -> None:
         agents = [str(ua) for (ua,) in self.con.execute(_NEW_AGENTS_SQL).fetchall()]
-        if not agents:
-            return
-        found = self.lookups.user_agents(agents)
-        columns = list(zip(*found, strict=True))
-        self.con.execute(
-            "INSERT INTO lookup_agents SELECT unnest($ua), unnest($b), unnest($bv), "
-            "unnest($os), unnest($osv), unnest($d), unnest($bot)",
-            {"ua": agents, "b": list(columns[0]), "bv": list(columns[1]),
-             "os": list(columns[2]), "osv": list(columns[3]), "d": list(columns[4]),
-             "bot": list(columns[5])},
-        )  # fmt: skip
+        if agents:
+            self._insert("lookup_agents", agents, self.lookups.user_agents(agents))
 
     def _learn_places(self) -> None:
         prefixes = [str(p) for (p,) in self.con.execute(_NEW_PLACES_SQL).fetchall()]
-        if not prefixes:
-            return
-        found = self.lookups.places(prefixes)
-        columns = list(zip(*found, strict=True))
-        self.con.execute(
-            "INSERT INTO lookup_places SELECT unnest($p), unnest($c), unnest($r), unnest($ci)",
-            {"p": prefixes, "c": list(columns[0]), "r": list(columns[1]),
-             "ci": list(columns[2])},
-        )  # fmt: skip
+        if prefixes:
+            self._insert("lookup_places", prefixes, self.lookups.places(prefixes))
 
     def _learn_attribution(self) -> None:
         rows = self.con.execute(_NEW_ATTRIBUTION_SQL).fetchall()
-        if not rows:
-            return
-        keys: list[AttributionKey] = [tuple(r[1:]) for r in rows]
-        found = self.lookups.attributions(keys)
-        inputs = list(zip(*keys, strict=True))
-        outputs = list(zip(*found, strict=True))
-        names = ["k", *(f"i{n}" for n in range(7)), *(f"o{n}" for n in range(9))]
-        values = [[r[0] for r in rows], *map(list, inputs), *map(list, outputs)]
-        self.con.execute(
-            "INSERT INTO lookup_attribution SELECT " + ", ".join(f"unnest(${n})" for n in names),
-            dict(zip(names, values, strict=True)),
-        )
+        if rows:
+            keys: list[AttributionKey] = [tuple(r[1:]) for r in rows]
+            found = self.lookups.attributions(keys)
+            self._insert("lookup_attribution", [r[0] for r in rows], keys, found)
 
     def _learn_visitors(self) -> None:
         pairs = [(str(s), str(v)) for s, v in self.con.execute(_NEW_VISITORS_SQL).fetchall()]
-        if not pairs:
-            return
-        ids = self.lookups.visitors(pairs)
+        if pairs:
+            ids = self.lookups.visitors(pairs)
+            self._insert("lookup_visitors", [p[0] for p in pairs], [p[1] for p in pairs], ids)
+
+    def _insert(self, table: str, first: Sequence[Any], *more: Sequence[Any]) -> None:
+        """Add rows to a lookup table in one statement: `first` is its first column; each of
+        `more` is a further column, or a list of tuples giving several columns."""
+        columns: list[list[Any]] = [list(first)]
+        for part in more:
+            if part and isinstance(part[0], tuple):
+                columns.extend(list(c) for c in zip(*part, strict=True))
+            else:
+                columns.append(list(part))
+        names = [f"c{n}" for n in range(len(columns))]
         self.con.execute(
-            "INSERT INTO lookup_visitors SELECT unnest($s), unnest($v), unnest($id)",
-            {"s": [p[0] for p in pairs], "v": [p[1] for p in pairs], "id": ids},
+            f"INSERT INTO {table} SELECT " + ", ".join(f"unnest(${n})" for n in names),
+            dict(zip(names, columns, strict=True)),
         )
 
 
@@ -388,8 +375,6 @@ def _traits(properties: str | None) -> dict[str, Any]:
 
 
 def _utc(ms: int) -> datetime:
-    from datetime import UTC
-
     return datetime.fromtimestamp(ms / 1000, UTC)
 
 
@@ -406,11 +391,15 @@ def stage_to_arrow(stager: Stager, blob: bytes) -> tuple[pa.Table, Staged]:
     return rows, staged
 
 
+def private_scratch(owner: object) -> Path:
+    """A scratch file in a new private temporary directory, removed when `owner` is."""
+    scratch = Path(tempfile.mkdtemp(prefix="cadlink-staging-")) / "batch.ndjson"
+    weakref.finalize(owner, shutil.rmtree, scratch.parent, True)
+    return scratch
+
+
 def memory_stager(staging: Staging) -> Stager:
-    """A stager on a private in-memory DuckDB (for stores that are not DuckDB), with a
-    scratch file in a private temporary directory."""
+    """A stager on a private in-memory DuckDB (for stores that are not DuckDB)."""
     con = duckdb.connect(":memory:")
     con.execute("SET TimeZone = 'UTC'")
-    scratch = Path(tempfile.mkdtemp(prefix="cadlink-staging-")) / "batch.ndjson"
-    weakref.finalize(con, shutil.rmtree, scratch.parent, True)
-    return Stager(con, staging, scratch)
+    return Stager(con, staging, private_scratch(con))

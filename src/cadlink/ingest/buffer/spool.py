@@ -173,7 +173,7 @@ class ReadBatch:
 
     @property
     def records_list(self) -> list[bytes]:
-        """Every record, without its newline (for tests and the one-by-one fallback)."""
+        """Every record, without its newline (for tests and inspection)."""
         return [line for chunk in self.chunks for line in chunk.split(b"\n")[:-1]]
 
 

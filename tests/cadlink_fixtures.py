@@ -28,9 +28,6 @@ def make_settings(data_dir: Path, **overrides: Any) -> Settings:
         "secret_key": "t" * 40,
         "rate_limit_per_minute": 0,
         "loader_interval_seconds": 0.05,
-        # In-process enrichment: a child per app would cost each test ~2.5 s of start-up. The
-        # child is covered by tests/pipeline (test_prepare, and kill -9 of a real server).
-        "loader_enrich_process": False,
         "site_refresh_seconds": 0.2,
         "database_url": "",
         "events_url": "",

@@ -16,7 +16,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Engine, inspect, text
 
 from cadlink.store.meta import MetaStore, make_engine, migrate, session_factory
-from cadlink.store.meta.db import alembic_config, current_revision, normalize_url
+from cadlink.store.meta.db import HEAD_REVISION, alembic_config, current_revision, normalize_url
 from cadlink.store.meta.models import Base, User
 
 TABLES = {"users", "sites", "site_users", "salts", "settings", "refresh_tokens", "login_failures"}
@@ -39,6 +39,31 @@ def test_second_migrate_is_a_no_op(meta_engine: Engine) -> None:
     migrate(meta_engine)
     assert current_revision(meta_engine) == "0001"
     assert store.get_site(site.public_id) == site
+
+
+def test_head_revision_is_alembics_head() -> None:
+    from alembic.script import ScriptDirectory
+
+    assert ScriptDirectory.from_config(alembic_config()).get_heads() == [HEAD_REVISION]
+
+
+def test_a_server_on_a_migrated_database_does_not_load_alembic(tmp_path: Path) -> None:
+    """Alembic costs a long-running server 10 MB: it is loaded only to upgrade."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'meta.db'}")
+    migrate(engine)
+    engine.dispose()
+    code = (
+        "import sys\n"
+        "from cadlink.app import create_app\n"
+        "from cadlink.config import Settings\n"
+        f"s = Settings(_env_file=None, data_dir={str(tmp_path)!r}, secret_key='t' * 40, "
+        f"database_url='sqlite:///{tmp_path / 'meta.db'}', env='test')\n"
+        "app = create_app(s)\n"
+        "assert app is not None\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'alembic'))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
 
 
 def test_schema_matches_the_models(meta_engine: Engine) -> None:

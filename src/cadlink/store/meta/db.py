@@ -5,13 +5,14 @@ from __future__ import annotations
 import sqlite3
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config
-from sqlalchemy import Connection, Engine, create_engine, event, make_url, text
+from sqlalchemy import Connection, Engine, create_engine, event, inspect, make_url, text
 from sqlalchemy.engine import URL
 from sqlalchemy.orm import Session, sessionmaker
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -20,6 +21,10 @@ SQLITE_BUSY_TIMEOUT_MS = 30_000
 SQLITE_IMMEDIATE = "cadlink_sqlite_immediate"
 # Any constant: serialises `migrate()` across processes sharing one PostgreSQL database.
 _PG_MIGRATE_LOCK = 0x0CAD_11AC
+# The newest migration in migrations/versions (a test checks it against Alembic's head). A
+# database already there is not upgraded, so a starting server need not import Alembic, which
+# costs 10 MB of memory for as long as the process runs.
+HEAD_REVISION = "0001"
 
 
 def normalize_url(url: str) -> URL:
@@ -98,6 +103,8 @@ def session_factory(engine: Engine) -> sessionmaker[Session]:
 
 def alembic_config(connection: Connection | None = None) -> Config:
     """An Alembic `Config` built in code (no alembic.ini); env.py uses `connection`."""
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     config.set_main_option("path_separator", "os")
@@ -111,8 +118,11 @@ def migrate(engine: Engine, revision: str = "head") -> None:
 
     Idempotent, and safe when several processes call it at once: the whole upgrade runs in
     one transaction holding a lock (an advisory lock on PostgreSQL, `BEGIN IMMEDIATE` on
-    SQLite), so a second caller waits and then finds nothing to do.
+    SQLite), so a second caller waits and then finds nothing to do. A database already at
+    `HEAD_REVISION` is left alone without loading Alembic.
     """
+    if revision in ("head", HEAD_REVISION) and current_revision(engine) == HEAD_REVISION:
+        return
     with engine.connect() as conn:
         if conn.dialect.name == "sqlite":
             _migrate_sqlite(conn, revision)
@@ -120,7 +130,13 @@ def migrate(engine: Engine, revision: str = "head") -> None:
         with conn.begin():
             if conn.dialect.name == "postgresql":
                 conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_MIGRATE_LOCK})
-            command.upgrade(alembic_config(conn), revision)
+            _upgrade(conn, revision)
+
+
+def _upgrade(conn: Connection, revision: str) -> None:
+    from alembic import command
+
+    command.upgrade(alembic_config(conn), revision)
 
 
 def _migrate_sqlite(conn: Connection, revision: str) -> None:
@@ -133,7 +149,7 @@ def _migrate_sqlite(conn: Connection, revision: str) -> None:
     try:
         conn = conn.execution_options(**{SQLITE_IMMEDIATE: True})
         with conn.begin():
-            command.upgrade(alembic_config(conn), revision)
+            _upgrade(conn, revision)
             broken = conn.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
             if broken:
                 raise RuntimeError(f"migration left dangling foreign keys: {broken[:5]}")
@@ -142,8 +158,12 @@ def _migrate_sqlite(conn: Connection, revision: str) -> None:
 
 
 def current_revision(engine: Engine) -> str | None:
-    """The schema revision the database is at, or None before the first migration."""
-    from alembic.runtime.migration import MigrationContext
+    """The schema revision the database is at, or None before the first migration.
 
+    Read from Alembic's own table with SQL, as Alembic's `MigrationContext` would read it.
+    """
     with engine.connect() as conn:
-        return MigrationContext.configure(conn).get_current_revision()
+        if not inspect(conn).has_table("alembic_version"):
+            return None
+        row = conn.execute(text("SELECT version_num FROM alembic_version")).first()
+        return None if row is None else str(row[0])

@@ -78,6 +78,8 @@ class ServerResult:
     peak_rounds: dict[int, list[Phase]] = field(default_factory=dict)  # batch → every wrk run
     peak_rss_mb: float = 0.0  # the server and its child processes
     peak_rss_server_mb: float = 0.0  # the server process alone
+    start_rss_mb: float = 0.0  # the server at rest before the first load
+    rest_rss_mb: float = 0.0  # the server at rest, REST_S after the loader caught up at the end
     stored: dict[str, int] = field(default_factory=dict)  # site → rows in the store
     expected: dict[str, int] = field(default_factory=dict)  # site → accepted events
 
@@ -90,6 +92,9 @@ class IngestResult:
     started: float
     load_average_before: float
     elapsed_s: float = 0.0
+
+
+REST_S = 5.0  # how long the server rests before its memory at rest is read
 
 
 def _run_id() -> str:
@@ -113,10 +118,15 @@ class _Run:
         try:
             self.cadlink.start()
             try:
+                cad.start_rss_mb = procstats.tree_sample(self.cadlink.pid).rss_mb
                 self._measure_all(bare, cad, sites)
                 for result, server in ((bare, self.bare), (cad, self.cadlink)):
                     result.peak_rss_mb = procstats.tree_sample(server.pid).peak_rss_mb
                     result.peak_rss_server_mb = procstats.sample(server.pid).peak_rss_mb
+                # Memory a burst leaves behind: what an idle server still holds afterwards.
+                self._catch_up()
+                time.sleep(REST_S)
+                cad.rest_rss_mb = procstats.tree_sample(self.cadlink.pid).rss_mb
             finally:
                 self.cadlink.stop(timeout=self.opts.catch_up_timeout)  # drains the buffer
         finally:

@@ -7,7 +7,7 @@ import time
 from collections.abc import Iterator
 
 from bench import procstats, report
-from bench.ingest import BATCHES, IngestResult, Phase
+from bench.ingest import BATCHES, REST_S, IngestResult, Phase
 
 NAME = "ingest"
 
@@ -225,7 +225,10 @@ def _absolute(r: IngestResult) -> list[str]:
         f"Peak RSS (VmHWM): `cadlink serve` {_f(r.cadlink.peak_rss_mb)} MB "
         f"(the server process {_f(r.cadlink.peak_rss_server_mb)} MB, child processes "
         f"{_f(r.cadlink.peak_rss_mb - r.cadlink.peak_rss_server_mb)} MB), "
-        f"bare ASGI {_f(r.bare.peak_rss_mb)} MB.",
+        f"bare ASGI {_f(r.bare.peak_rss_mb)} MB. At rest, `cadlink serve` holds "
+        f"{_f(r.cadlink.start_rss_mb)} MB before the first load and "
+        f"{_f(r.cadlink.rest_rss_mb)} MB {REST_S:g} s after the loader caught up with the "
+        "last one.",
         "",
     ]
     return rows

@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 BUSY_SHARE = 5.0  # a caught-up loader's period, in multiples of its last batch's duration
 DEFAULT_BATCH_BYTES = 16 << 20
 MIN_BATCH_BYTES = 64 << 10  # the smallest batch the loader shrinks to when memory runs out
+SETTLE_AFTER_S = 5.0  # quiet time after the last batch before the store settles (`idle`)
 
 
 @dataclass
@@ -58,6 +59,7 @@ class Loader:
         backlog: Backlog | None = None,
         on_identities: Callable[[list[Identity]], None] | None = None,
         on_loaded: Callable[[int], None] | None = None,
+        settle_after: float = SETTLE_AFTER_S,
     ) -> None:
         self.reader = reader
         self.store = store
@@ -74,6 +76,8 @@ class Loader:
         self.stats = LoaderStats()
         self.last_batch_full = False
         self.arrived_meanwhile = False  # did records arrive while the last batch was loaded?
+        self.settle_after = settle_after
+        self._loaded_at: float | None = None  # monotonic time of the last batch not yet settled
         self._positions = store.positions()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -178,6 +182,7 @@ class Loader:
             # Grow back slowly: a budget that failed once is tried again only after a while.
             self.budget = min(self.batch_bytes, self.budget + self.budget // 8)
             self._positions.update(batch.positions)
+            self._loaded_at = time.monotonic()
         removed = self.reader.cleanup(self._positions)
         if removed:
             self.store.forget_positions(removed)
@@ -188,6 +193,17 @@ class Loader:
         if self.backlog is not None:
             self.backlog.set(unloaded)
         return stored
+
+    def idle(self) -> bool:
+        """Called when there was nothing to load: once `settle_after` seconds have passed
+        since the last batch, let the store settle what it wrote (a burst's memory goes back
+        to the system). Returns whether it did."""
+        if self._loaded_at is None or time.monotonic() - self._loaded_at < self.settle_after:
+            return False
+        if not self.store.settle():
+            return False  # busy with a report: the next idle call asks again
+        self._loaded_at = None
+        return True
 
     def drain(self) -> int:
         """Load until the buffer is empty; returns events stored."""
@@ -205,6 +221,7 @@ class Loader:
             try:
                 started = time.monotonic()
                 if self.run_once() < 0:
+                    self.idle()
                     self._stop.wait(self.interval)
                 elif not self.last_batch_full:
                     took = time.monotonic() - started

@@ -96,6 +96,11 @@ class EventStore(Protocol):
 
     def forget_positions(self, segments: list[str]) -> None: ...
 
+    def settle(self) -> bool:
+        """The loader has stored nothing for a while: put what it wrote into its resting form
+        (DuckDB checkpoints it; PostgreSQL has nothing to do). False: not now, ask again."""
+        ...
+
     def list_events(
         self,
         site_id: str,

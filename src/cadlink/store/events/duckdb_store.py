@@ -55,6 +55,10 @@ _SESSION_COLUMNS = "* EXCLUDE (last_event_id)"  # the store's own bookkeeping st
 # (40 k-event batches, 600 k stored); at 64MB they take 3.0 µs, the loader's whole write
 # 14.8 -> 10.8 µs, and peak memory is lower too (fewer, larger checkpoints).
 CHECKPOINT_THRESHOLD = "64MB"
+# `settle` checkpoints only a log at least this large: a smaller one holds little memory, and
+# each checkpoint re-compresses the last, partly filled row group (a quiet site would pay that
+# after every few events).
+SETTLE_MIN_WAL_BYTES = 4 << 20
 
 
 class DuckDBEventStore:
@@ -78,7 +82,12 @@ class DuckDBEventStore:
         self.sessions_rebuilt = 0
         self._compacted_at = 0.0  # time.monotonic() of the last rollup compaction
         config: dict[str, str | bool | int | float | list[str]] = {
-            "checkpoint_threshold": CHECKPOINT_THRESHOLD
+            "checkpoint_threshold": CHECKPOINT_THRESHOLD,
+            # DuckDB's allocator (jemalloc) hands freed pages back to the system only while
+            # it is allocating, so after a burst an idle server kept the burst's memory (about
+            # 100 MB at rest after a batch-10 peak); a background thread returns it within
+            # seconds (docs/benchmarks.md).
+            "allocator_background_threads": True,
         }
         if memory_limit:
             config["memory_limit"] = memory_limit
@@ -339,6 +348,24 @@ class DuckDBEventStore:
         with self._write_lock:
             rows = self._con.execute("SELECT segment, position FROM loader_positions").fetchall()
         return {str(s): int(p) for s, p in rows}
+
+    def settle(self) -> bool:
+        """Checkpoint: rows written since the last checkpoint live uncompressed in memory (and
+        in the write-ahead log) until DuckDB's own threshold, 64 MB of log, is reached; an
+        idle server would hold them, about 50 MB after a burst, until the next one.
+        Checkpointed, they are compressed on disk, the memory goes back and a restart replays
+        no log. False when DuckDB refuses for another transaction: the loader asks again."""
+        if self.path == ":memory:":
+            return True
+        wal = Path(self.path + ".wal")
+        if not wal.exists() or wal.stat().st_size < SETTLE_MIN_WAL_BYTES:
+            return True
+        with self._write_lock:
+            try:
+                self._con.execute("CHECKPOINT")
+            except duckdb.TransactionException:
+                return False
+        return True
 
     def forget_positions(self, segments: list[str]) -> None:
         if not segments:

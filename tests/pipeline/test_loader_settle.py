@@ -1,0 +1,75 @@
+"""After a burst, an idle loader lets the DuckDB store checkpoint: the rows written since the
+last checkpoint leave the write-ahead log (and DuckDB's memory) for the compressed file."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from cadlink.events import Envelope, IncomingEvent, encode_envelope
+from cadlink.ingest.buffer import SpoolReader, SpoolWriter
+from cadlink.ingest.enrich.geo import GeoLocator
+from cadlink.ingest.enrich.useragent import UserAgentParser
+from cadlink.pipeline.enrichment import Enricher
+from cadlink.pipeline.loader import Loader
+from cadlink.store.events.duckdb_store import SETTLE_MIN_WAL_BYTES, DuckDBEventStore
+
+UA = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"
+NOW = int(time.time() * 1000)
+
+
+def _write(writer: SpoolWriter, n: int, prefix: str) -> None:
+    for i in range(n):
+        event = IncomingEvent(
+            event_type="page_view", event_id=f"{prefix}{i}", timestamp=NOW,
+            page_url=f"https://shop.example/p/{i}?q=" + "x" * 200, properties={"pad": "y" * 200},
+        )  # fmt: skip
+        writer.put(encode_envelope(Envelope(NOW, "site-1", i % 500, "203.0.113.0", UA, [event])))
+
+
+def _wal(tmp_path: Path) -> int:
+    wal = tmp_path / "events.duckdb.wal"
+    return wal.stat().st_size if wal.exists() else 0
+
+
+def test_an_idle_loader_checkpoints_what_the_burst_wrote(tmp_path: Path) -> None:
+    writer = SpoolWriter(tmp_path / "spool", fsync="never")
+    _write(writer, 20_000, "a")
+    store = DuckDBEventStore(str(tmp_path / "events.duckdb"))
+    loader = Loader(
+        SpoolReader(tmp_path / "spool"), store, Enricher(UserAgentParser(), GeoLocator())
+    )
+    assert loader.drain() == 20_000
+    assert _wal(tmp_path) >= SETTLE_MIN_WAL_BYTES  # below DuckDB's own threshold: kept
+    assert not loader.idle()  # too soon after the last batch
+    assert _wal(tmp_path) >= SETTLE_MIN_WAL_BYTES
+    loader.settle_after = 0.0
+    assert loader.idle()
+    assert _wal(tmp_path) < SETTLE_MIN_WAL_BYTES
+    assert not loader.idle()  # settled: nothing new to settle
+    assert store.count_events() == 20_000
+    writer.close()
+    store.close()
+    reopened = DuckDBEventStore(str(tmp_path / "events.duckdb"))
+    assert reopened.count_events() == 20_000
+    reopened.close()
+
+
+def test_a_small_log_is_left_to_duckdb(tmp_path: Path) -> None:
+    """A quiet site would otherwise re-compress its last row group after every few events."""
+    writer = SpoolWriter(tmp_path / "spool", fsync="never")
+    _write(writer, 20, "b")
+    store = DuckDBEventStore(str(tmp_path / "events.duckdb"))
+    loader = Loader(
+        SpoolReader(tmp_path / "spool"),
+        store,
+        Enricher(UserAgentParser(), GeoLocator()),
+        settle_after=0.0,
+    )
+    assert loader.drain() == 20
+    before = _wal(tmp_path)
+    assert 0 < before < SETTLE_MIN_WAL_BYTES
+    assert loader.idle()
+    assert _wal(tmp_path) == before
+    writer.close()
+    store.close()

@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 NPM_STAMP := node_modules/.installed
 export CADLINK_DATA_DIR ?= ./cadlink-data
 
-.PHONY: run test build install lint typecheck contracts bench clean services browser geoip
+.PHONY: run test build install lint typecheck contracts bench clean services browser geoip screenshots
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -54,6 +54,10 @@ contracts: $(STAMP)
 
 test: build services browser geoip lint typecheck contracts
 	$(BIN)/pytest -n 2 --dist loadfile
+
+# The browser tests, saving their pages as the documentation's screenshots.
+screenshots: build services browser
+	CADLINK_SCREENSHOTS_DIR=$(CURDIR)/docs/screenshots $(BIN)/pytest -q tests/dashboard
 
 bench: build
 	$(BIN)/python -m bench

@@ -21,7 +21,9 @@ from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
 from server_process import Server, base_env, cli
 
 ROOT = Path(__file__).resolve().parents[2]
-SCREENSHOTS = ROOT / "docs" / "screenshots"
+# A test run saves what each page looked like under build/ (gitignored), for a person to look
+# at; `make screenshots` points this at docs/screenshots to refresh the documentation's.
+SCREENSHOTS = Path(os.environ.get("CADLINK_SCREENSHOTS_DIR") or ROOT / "build" / "screenshots")
 APP_INDEX = ROOT / "src" / "cadlink" / "web" / "static" / "app" / "index.html"
 CHROMIUM = os.environ.get("CADLINK_TEST_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -132,7 +134,7 @@ def page(context: BrowserContext) -> Iterator[Page]:
 
 
 def shoot(page: Page, name: str) -> None:
-    """Save a full-page screenshot for docs/screenshots (and for a person to look at)."""
+    """Save a full-page screenshot to SCREENSHOTS (for a person to look at)."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
 

@@ -1,7 +1,7 @@
 """The dashboard in headless Chromium against a real server with demo history.
 
 Each test checks what a person sees against what the API answers for the same view, and saves
-a screenshot of the page to docs/screenshots/.
+a screenshot of the page to build/screenshots/ (`make screenshots`: docs/screenshots/).
 """
 
 from __future__ import annotations

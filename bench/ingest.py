@@ -94,7 +94,7 @@ class IngestResult:
     elapsed_s: float = 0.0
 
 
-REST_S = 5.0  # how long the server rests before its memory at rest is read
+REST_S = 15.0  # rest before memory at rest is read: the loader settles after 5 s idle
 
 
 def _run_id() -> str:

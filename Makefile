@@ -57,7 +57,7 @@ test: build services browser geoip lint typecheck contracts
 
 # The browser tests, saving their pages as the documentation's screenshots.
 screenshots: build services browser
-	CADLINK_SCREENSHOTS_DIR=$(CURDIR)/docs/screenshots $(BIN)/pytest -q tests/dashboard
+	CADLINK_TEST_SCREENSHOTS_DIR=$(CURDIR)/docs/screenshots $(BIN)/pytest -q tests/dashboard
 
 bench: build
 	$(BIN)/python -m bench

@@ -5,6 +5,7 @@ from __future__ import annotations
 import faulthandler
 import gc
 import json
+import os
 import secrets
 import sys
 from datetime import UTC, datetime
@@ -13,10 +14,12 @@ from typing import Any
 
 import click
 
-from cadlink.config import Settings
+from cadlink.config import Settings, unknown_settings
 
 
 def _settings() -> Settings:
+    for name in unknown_settings(os.environ):
+        click.echo(f"warning: {name} is not a setting and is ignored", err=True)
     try:
         return Settings()
     except ValueError as e:

@@ -6,6 +6,8 @@ cannot exist without being documented.
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
@@ -13,6 +15,8 @@ from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_SECRET_KEY = "insecure-development-key-change-me"  # noqa: S105 - refused in production
+# Names the test suite and the benchmarks read themselves: not settings, and not misspelt.
+_NOT_SETTINGS = ("CADLINK_TEST_", "CADLINK_BENCH_")
 
 
 class Settings(BaseSettings):
@@ -154,3 +158,18 @@ class Settings(BaseSettings):
     @property
     def spool_dir(self) -> Path:
         return self.data_dir / "spool"
+
+
+def unknown_settings(environ: Mapping[str, str]) -> list[str]:
+    """The `CADLINK_*` names in `environ` that are no setting (a typo, or a setting that was
+    removed), each with the closest setting's name when one is close. `Settings` itself
+    ignores them, so without this a mistyped variable would silently leave its default."""
+    fields = [field.upper() for field in Settings.model_fields]
+    found = []
+    for key in sorted(environ):
+        if not key.startswith("CADLINK_") or key[8:] in fields or key.startswith(_NOT_SETTINGS):
+            continue
+        # Compared without the common prefix, which would make every name look close.
+        close = difflib.get_close_matches(key[8:], fields, n=1, cutoff=0.8)
+        found.append(f"{key} (did you mean CADLINK_{close[0]}?)" if close else key)
+    return found

@@ -79,6 +79,25 @@ def test_production_refuses_the_default_secret(tmp_path: Path) -> None:
     assert "CADLINK_SECRET_KEY" in out.stderr
 
 
+def test_a_mistyped_setting_is_reported_not_silently_ignored(tmp_path: Path) -> None:
+    env = base_env(
+        tmp_path / "d",
+        CADLINK_LOADER_BATCH_BYTE="1048576",  # one letter short of CADLINK_LOADER_BATCH_BYTES
+        CADLINK_LOADER_ENRICH_PROCESS="false",  # removed
+        CADLINK_TEST_ANYTHING="1",  # the test suite's own
+    )
+    out = subprocess.run(
+        [CADLINK, "sites", "list", "--json"], env=env, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == "[]"  # the command still runs
+    warnings = out.stderr.strip().splitlines()
+    assert warnings == [
+        "warning: CADLINK_LOADER_BATCH_BYTE (did you mean CADLINK_LOADER_BATCH_BYTES?) "
+        "is not a setting and is ignored",
+        "warning: CADLINK_LOADER_ENRICH_PROCESS is not a setting and is ignored",
+    ]
+
+
 def test_init_with_admin_and_demo_is_idempotent(tmp_path: Path) -> None:
     data = tmp_path / "d"
     env = base_env(data)

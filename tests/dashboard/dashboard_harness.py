@@ -23,7 +23,7 @@ from server_process import Server, base_env, cli
 ROOT = Path(__file__).resolve().parents[2]
 # A test run saves what each page looked like under build/ (gitignored), for a person to look
 # at; `make screenshots` points this at docs/screenshots to refresh the documentation's.
-SCREENSHOTS = Path(os.environ.get("CADLINK_SCREENSHOTS_DIR") or ROOT / "build" / "screenshots")
+SCREENSHOTS = Path(os.environ.get("CADLINK_TEST_SCREENSHOTS_DIR") or ROOT / "build" / "screenshots")
 APP_INDEX = ROOT / "src" / "cadlink" / "web" / "static" / "app" / "index.html"
 CHROMIUM = os.environ.get("CADLINK_TEST_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [

@@ -18,7 +18,10 @@ from cadlink.config import Settings, unknown_settings
 
 
 def _settings() -> Settings:
-    for name in unknown_settings(os.environ):
+    from dotenv import dotenv_values  # what Settings reads .env with (pydantic-settings)
+
+    dotenv = {k.upper(): v or "" for k, v in dotenv_values(".env").items()}
+    for name in unknown_settings(dotenv | dict(os.environ)):
         click.echo(f"warning: {name} is not a setting and is ignored", err=True)
     try:
         return Settings()

@@ -98,6 +98,18 @@ def test_a_mistyped_setting_is_reported_not_silently_ignored(tmp_path: Path) -> 
     ]
 
 
+def test_a_mistyped_setting_in_dotenv_is_reported(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text("CADLINK_SPOOL_FSINC=always\n")
+    out = subprocess.run(
+        [CADLINK, "sites", "list", "--json"], env=base_env(tmp_path / "d"), cwd=tmp_path,
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert out.stderr.strip() == (
+        "warning: CADLINK_SPOOL_FSINC (did you mean CADLINK_SPOOL_FSYNC?) "
+        "is not a setting and is ignored"
+    )
+
+
 def test_init_with_admin_and_demo_is_idempotent(tmp_path: Path) -> None:
     data = tmp_path / "d"
     env = base_env(data)

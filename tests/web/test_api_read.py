@@ -134,6 +134,10 @@ def test_metrics_in_prometheus_format(running: Running) -> None:
     assert "cadlink_buffer_backlog_bytes" in text
     assert "cadlink_loader_lag_seconds" in text
     assert 'cadlink_http_requests_total{route="/api/v1/analytics",status="2xx"}' in text
+    # Memory: the process's, and what DuckDB accounts for (4 stored rows hold some).
+    rss = [line for line in text.splitlines() if line.startswith("process_resident_memory_bytes")]
+    assert rss and float(rss[0].split()[1]) > 10e6
+    assert 'cadlink_store_memory_bytes{use="in_memory_table"}' in text
 
 
 def test_openapi_covers_every_route(running: Running) -> None:

@@ -7,7 +7,7 @@ from collections import Counter
 from collections.abc import Iterator
 
 from fastapi import APIRouter, Request
-from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry, ProcessCollector, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 from starlette.responses import Response
@@ -72,6 +72,14 @@ class CadlinkCollector(Collector):
             "Buffer records the loader could not load (kept in the dead_letters table)",
         )
         dead.add_metric([], self.svc.loader.stats.dead_letters)
+        memory = GaugeMetricFamily(
+            "cadlink_store_memory_bytes",
+            "Memory the embedded event store accounts for, by use (DuckDB's duckdb_memory())",
+            labels=["use"],
+        )
+        for use, n in self.svc.events.memory().items():
+            memory.add_metric([use], n)
+        yield memory
         yield errors
         yield dead
 
@@ -79,6 +87,8 @@ class CadlinkCollector(Collector):
 def make_registry(svc: Services, http: HttpCounters) -> CollectorRegistry:
     registry = CollectorRegistry(auto_describe=False)
     registry.register(CadlinkCollector(svc, http))
+    # process_resident_memory_bytes, process_cpu_seconds_total, open fds, start time.
+    ProcessCollector(registry=registry)
     return registry
 
 

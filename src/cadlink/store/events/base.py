@@ -125,6 +125,11 @@ class EventStore(Protocol):
 
     def ping(self) -> dict[str, Any]: ...
 
+    def memory(self) -> dict[str, int]:
+        """Bytes of this process's memory the store accounts for, by use (empty for a store
+        whose memory is another server's)."""
+        ...
+
     def close(self) -> None: ...
 
 

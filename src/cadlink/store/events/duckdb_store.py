@@ -469,6 +469,16 @@ class DuckDBEventStore:
         cur.execute(sql, list(params))
         return _dicts(cur)
 
+    def memory(self) -> dict[str, int]:
+        """DuckDB's own accounting, by tag (cached blocks, rows not yet checkpointed, hash
+        tables, …); its allocator's spare pages are not in it."""
+        sql = (
+            "SELECT lower(tag), memory_usage_bytes FROM duckdb_memory() "
+            "WHERE memory_usage_bytes > 0"
+        )
+        rows = self._reader().execute(sql).fetchall()
+        return {str(tag): int(n) for tag, n in rows}
+
     def ping(self) -> dict[str, Any]:
         row = self._reader().execute("SELECT version()").fetchone()
         return {"engine": "duckdb", "version": row[0] if row else None, "path": self.path}

@@ -365,6 +365,10 @@ class PostgresEventStore:
         rows = self._fetch("SELECT segment, position FROM loader_positions")
         return {str(r["segment"]): int(r["position"]) for r in rows}
 
+    def memory(self) -> dict[str, int]:
+        """Nothing here: the rows live in PostgreSQL's memory, not this process's."""
+        return {}
+
     def settle(self) -> bool:
         """Nothing to do: PostgreSQL checkpoints and vacuums on its own."""
         return True

@@ -55,6 +55,9 @@ _SESSION_COLUMNS = "* EXCLUDE (last_event_id)"  # the store's own bookkeeping st
 # (40 k-event batches, 600 k stored); at 64MB they take 3.0 µs, the loader's whole write
 # 14.8 -> 10.8 µs, and peak memory is lower too (fewer, larger checkpoints).
 CHECKPOINT_THRESHOLD = "64MB"
+# `rebuild_sessions` numbers this many events into sessions at a time (at most): a part of
+# 10 M demo events fits the default memory limit with room for the reports beside it.
+REBUILD_CHUNK_EVENTS = 1_000_000
 # `settle` checkpoints only a log at least this large: a smaller one holds little memory, and
 # each checkpoint re-compresses the last, partly filled row group (a quiet site would pay that
 # after every few events).
@@ -80,6 +83,7 @@ class DuckDBEventStore:
         # Visitors whose sessions a batch rebuilt from their stored events (the slow path of
         # the session upkeep) since the store was opened: late events, or ties it cannot order.
         self.sessions_rebuilt = 0
+        self.rebuild_chunk_events = REBUILD_CHUNK_EVENTS
         self._compacted_at = 0.0  # time.monotonic() of the last rollup compaction
         config: dict[str, str | bool | int | float | list[str]] = {
             "checkpoint_threshold": CHECKPOINT_THRESHOLD,
@@ -254,29 +258,42 @@ class DuckDBEventStore:
         return int(batch.rows.num_rows)
 
     def rebuild_sessions(self, site_id: str) -> int:
-        """Recompute every session of a site from its events; returns the session count."""
+        """Recompute every session of a site from its events; returns the session count.
+
+        A visitor's sessions need only that visitor's events, so the site's visitors are
+        rebuilt in parts of about `rebuild_chunk_events` events (by a hash of their id): in
+        one piece, numbering 10 M events into sessions ran out of the default 256MB."""
         with self._write_lock:
             con = self._con
             con.execute("BEGIN TRANSACTION")
             try:
                 con.execute(
-                    "CREATE OR REPLACE TEMP TABLE affected AS SELECT site_id, visitor_id, "
-                    "min(ts) AS lo, max(ts) AS hi FROM analytics_events WHERE site_id = ? "
-                    "GROUP BY ALL",
+                    "CREATE OR REPLACE TEMP TABLE rebuild_visitors AS SELECT site_id, "
+                    "visitor_id, min(ts) AS lo, max(ts) AS hi, count(*) AS n "
+                    "FROM analytics_events WHERE site_id = ? GROUP BY ALL",
                     [site_id],
                 )
-                bounds = con.execute("SELECT min(lo), max(hi) FROM affected").fetchone()
+                total = con.execute("SELECT coalesce(sum(n), 0) FROM rebuild_visitors").fetchone()
+                parts = max(1, -(-int(total[0] if total else 0) // self.rebuild_chunk_events))
                 con.execute("DELETE FROM sessions WHERE site_id = ?", [site_id])
                 con.execute("DELETE FROM rollup_dirty_hours WHERE site_id = ?", [site_id])
                 for table in rollups.TABLES:
                     for sql in table.rebuild():
                         con.execute(rollups.render(sql, "duckdb"), {"site": site_id})
-                if bounds is not None and bounds[0] is not None:
+                for part in range(parts):
                     con.execute(
-                        INSERT_SQL,
-                        {"gap": self.gap_seconds, "lo": bounds[0], "hi": bounds[1],
-                         "bounce_ms": BOUNCE_MAX_MS},
-                    )  # fmt: skip
+                        "CREATE OR REPLACE TEMP TABLE affected AS SELECT site_id, visitor_id, "
+                        "lo, hi FROM rebuild_visitors WHERE hash(visitor_id) % $parts = $part",
+                        {"parts": parts, "part": part},
+                    )
+                    bounds = con.execute("SELECT min(lo), max(hi) FROM affected").fetchone()
+                    if bounds is not None and bounds[0] is not None:
+                        con.execute(
+                            INSERT_SQL,
+                            {"gap": self.gap_seconds, "lo": bounds[0], "hi": bounds[1],
+                             "bounce_ms": BOUNCE_MAX_MS},
+                        )  # fmt: skip
+                con.execute("DROP TABLE rebuild_visitors")
                 con.execute("COMMIT")
             except BaseException:
                 con.execute("ROLLBACK")

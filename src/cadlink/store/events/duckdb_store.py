@@ -1,23 +1,23 @@
 """The embedded event store: one DuckDB file, one writer, many readers.
 
 DuckDB allows a single writing process. The loader thread owns `self._con` for writes; API
-reads use cursors (`con.cursor()`), which DuckDB runs concurrently with the writer.
+reads use cursors (`con.cursor()`), which DuckDB runs concurrently with the writer; they live
+in `duckdb_reads.py`.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator, Sequence
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import duckdb
 
-from cadlink.events import EVENT_COLUMN_NAMES
 from cadlink.store.events import rollups
-from cadlink.store.events.base import EventPage, Loaded, StoreBatch
+from cadlink.store.events.base import Loaded, StoreBatch
+from cadlink.store.events.duckdb_reads import EVENT_COLUMNS, DuckDBReads
 from cadlink.store.events.duckdb_schema import (
     EVENTS_DDL,
     SCHEMA_VERSION,
@@ -40,13 +40,8 @@ from cadlink.store.events.duckdb_sessions import (
 )
 from cadlink.store.events.staging import Staged, Stager, Staging, private_scratch
 
-if TYPE_CHECKING:
-    import pyarrow as pa
-
-_COLUMNS = ", ".join(EVENT_COLUMN_NAMES)
 _ADD_ROLLUPS = [rollups.render(sql, "duckdb") for sql in rollups.add_statements()]
 _COMPACT_ROLLUPS = [rollups.render(sql, "duckdb") for sql in rollups.compact_statements()]
-_SESSION_COLUMNS = "* EXCLUDE (last_event_id)"  # the store's own bookkeeping stays inside
 
 
 # DuckDB checkpoints (compresses the write-ahead log's rows into the database file) once the
@@ -64,7 +59,7 @@ REBUILD_CHUNK_EVENTS = 1_000_000
 SETTLE_MIN_WAL_BYTES = 4 << 20
 
 
-class DuckDBEventStore:
+class DuckDBEventStore(DuckDBReads):
     engine = "duckdb"
 
     def __init__(
@@ -135,9 +130,6 @@ class DuckDBEventStore:
                 "INSERT OR REPLACE INTO schema_info VALUES ('version', ?)", [SCHEMA_VERSION]
             )
 
-    def _reader(self) -> duckdb.DuckDBPyConnection:
-        return self._con.cursor()
-
     # -- writes ---------------------------------------------------------------------------
 
     def write(self, batch: StoreBatch) -> int:
@@ -151,7 +143,7 @@ class DuckDBEventStore:
                     con.register("batch_in", batch.rows)
                     con.execute(
                         f"CREATE OR REPLACE TEMP TABLE staged_rows AS "
-                        f"SELECT row_number() OVER () AS i, {_COLUMNS} FROM batch_in"
+                        f"SELECT row_number() OVER () AS i, {EVENT_COLUMNS} FROM batch_in"
                     )
                     con.unregister("batch_in")
                     inserted = self._insert_staged(con)
@@ -246,7 +238,7 @@ class DuckDBEventStore:
             try:
                 con.register("batch_in", batch.rows)
                 con.execute(
-                    f"INSERT INTO analytics_events SELECT {_COLUMNS} FROM batch_in "
+                    f"INSERT INTO analytics_events SELECT {EVENT_COLUMNS} FROM batch_in "
                     "ORDER BY site_id, ts"
                 )
                 con.unregister("batch_in")
@@ -318,7 +310,8 @@ class DuckDBEventStore:
         if new is None or not new[0]:
             return 0
         con.execute(
-            f"INSERT INTO analytics_events SELECT {_COLUMNS} FROM staged_rows ORDER BY site_id, ts"
+            f"INSERT INTO analytics_events SELECT {EVENT_COLUMNS} FROM staged_rows "
+            "ORDER BY site_id, ts"
         )
         con.execute(NUMBER_SQL, {"gap": self.gap_seconds})
         self._rebuild_sessions(con, new[1])
@@ -392,110 +385,6 @@ class DuckDBEventStore:
                 "DELETE FROM loader_positions WHERE list_contains(?, segment)", [segments]
             )
 
-    # -- reads ----------------------------------------------------------------------------
-
-    def list_events(
-        self,
-        site_id: str,
-        start: datetime,
-        end: datetime,
-        limit: int,
-        after: tuple[datetime, str] | None = None,
-    ) -> EventPage:
-        params: dict[str, Any] = {"site": site_id, "start": start, "end": end, "limit": limit + 1}
-        keyset = ""
-        if after is not None:
-            keyset = "AND (ts, event_id) > ($after_ts, $after_id)"
-            params |= {"after_ts": after[0], "after_id": after[1]}
-        cur = self._reader()
-        cur.execute(
-            f"""
-            SELECT {_COLUMNS} FROM analytics_events
-            WHERE site_id = $site AND ts >= $start AND ts < $end {keyset}
-            ORDER BY ts, event_id LIMIT $limit
-            """,
-            params,
-        )
-        rows = _dicts(cur)
-        next_cursor = None
-        if len(rows) > limit:
-            rows = rows[:limit]
-            next_cursor = (rows[-1]["ts"], rows[-1]["event_id"])
-        return EventPage(rows=rows, next_cursor=next_cursor)
-
-    def list_sessions(
-        self, site_id: str, start: datetime, end: datetime, limit: int
-    ) -> list[dict[str, Any]]:
-        cur = self._reader()
-        cur.execute(
-            f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE site_id = ? AND started_at >= ? "
-            "AND started_at < ? "
-            "ORDER BY started_at, session_key LIMIT ?",
-            [site_id, start, end, limit],
-        )
-        return _dicts(cur)
-
-    def dead_letters(self) -> list[dict[str, Any]]:
-        """Buffer records the loader could not load, oldest first."""
-        cur = self._reader()
-        cur.execute("SELECT stored_at, error, payload FROM dead_letters ORDER BY stored_at, n")
-        return _dicts(cur)
-
-    def dropped(self, site_id: str, start: date, end: date) -> list[dict[str, Any]]:
-        cur = self._reader()
-        cur.execute(
-            "SELECT day, reason, count FROM dropped_events "
-            "WHERE site_id = ? AND day BETWEEN ? AND ? ORDER BY day, reason",
-            [site_id, start, end],
-        )
-        return _dicts(cur)
-
-    def count_events(self, site_id: str | None = None) -> int:
-        cur = self._reader()
-        if site_id is None:
-            row = cur.execute("SELECT count(*) FROM analytics_events").fetchone()
-        else:
-            row = cur.execute(
-                "SELECT count(*) FROM analytics_events WHERE site_id = ?", [site_id]
-            ).fetchone()
-        return int(row[0]) if row else 0
-
-    def stream(
-        self, table: str, site_id: str, start: datetime, end: datetime, batch_rows: int = 50_000
-    ) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
-        """Rows of `events` or `sessions` in time order, as Arrow batches (constant memory)."""
-        if table == "events":
-            sql = (
-                f"SELECT {_COLUMNS} FROM analytics_events WHERE site_id = ? AND ts >= ? "
-                "AND ts < ? ORDER BY ts, event_id"
-            )
-        elif table == "sessions":
-            sql = (
-                f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE site_id = ? AND started_at >= ? "
-                "AND started_at < ? ORDER BY started_at, session_key"
-            )
-        else:
-            raise ValueError(f"cannot stream {table!r}")
-        relation = self._reader().sql(sql, params=[site_id, start, end])
-        reader: pa.RecordBatchReader = relation.to_arrow_reader(batch_rows)
-        return reader.schema, iter(reader)
-
-    def fetch(self, sql: str, params: Sequence[Any]) -> list[dict[str, Any]]:
-        """Run a read-only statement from the query layer on a reader cursor."""
-        cur = self._reader()
-        cur.execute(sql, list(params))
-        return _dicts(cur)
-
-    def memory(self) -> dict[str, int]:
-        """DuckDB's own accounting, by tag (cached blocks, rows not yet checkpointed, hash
-        tables, …); its allocator's spare pages are not in it."""
-        sql = (
-            "SELECT lower(tag), memory_usage_bytes FROM duckdb_memory() "
-            "WHERE memory_usage_bytes > 0"
-        )
-        rows = self._reader().execute(sql).fetchall()
-        return {str(tag): int(n) for tag, n in rows}
-
     def ping(self) -> dict[str, Any]:
         row = self._reader().execute("SELECT version()").fetchone()
         return {"engine": "duckdb", "version": row[0] if row else None, "path": self.path}
@@ -503,8 +392,3 @@ class DuckDBEventStore:
     def close(self) -> None:
         with self._write_lock:
             self._con.close()
-
-
-def _dicts(cur: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
-    names = [d[0] for d in cur.description or ()]
-    return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]

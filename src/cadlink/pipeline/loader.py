@@ -200,8 +200,7 @@ class Loader:
         to the system). Returns whether it did."""
         if self._loaded_at is None or time.monotonic() - self._loaded_at < self.settle_after:
             return False
-        if not self.store.settle():
-            return False  # busy with a report: the next idle call asks again
+        self.store.settle()  # if it raises, the next idle call asks again
         self._loaded_at = None
         return True
 

@@ -96,10 +96,9 @@ class EventStore(Protocol):
 
     def forget_positions(self, segments: list[str]) -> None: ...
 
-    def settle(self) -> bool:
+    def settle(self) -> None:
         """The loader has stored nothing for a while: put what it wrote into its resting form
-        (DuckDB checkpoints it; PostgreSQL has nothing to do). False: not now, ask again."""
-        ...
+        (DuckDB checkpoints it; PostgreSQL has nothing to do)."""
 
     def list_events(
         self,

@@ -369,9 +369,8 @@ class PostgresEventStore:
         """Nothing here: the rows live in PostgreSQL's memory, not this process's."""
         return {}
 
-    def settle(self) -> bool:
+    def settle(self) -> None:
         """Nothing to do: PostgreSQL checkpoints and vacuums on its own."""
-        return True
 
     def forget_positions(self, segments: list[str]) -> None:
         if not segments:

@@ -52,6 +52,34 @@ def cli(env: dict[str, str], *args: str) -> Any:
     return json.loads(out.stdout)
 
 
+def _children(pid: int) -> list[int]:
+    found: list[int] = []
+    try:
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{tid}/children") as f:
+                found.extend(int(c) for c in f.read().split())
+    except FileNotFoundError:
+        pass
+    return found
+
+
+def process_running(pid: int) -> bool:
+    """Whether a thread of `pid` still runs (a killed process's leader is a zombie while its
+    other threads, which hold its files, are still exiting)."""
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except FileNotFoundError:
+        return False
+    for tid in tids:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/stat") as f:
+                if f.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X"):
+                    return True
+        except FileNotFoundError:
+            continue
+    return False
+
+
 @dataclass
 class Server:
     data_dir: Path
@@ -86,9 +114,16 @@ class Server:
         raise RuntimeError(f"server did not start: {self.log_path.read_text()}")
 
     def kill(self) -> None:
+        """`kill -9` the server; its store process dies with it (wait until it has)."""
         assert self.proc is not None
+        children = _children(self.proc.pid)
         self.proc.send_signal(signal.SIGKILL)
         self.proc.wait(timeout=30)
+        deadline = time.monotonic() + 30
+        while any(process_running(pid) for pid in children):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the server's processes {children} outlived it")
+            time.sleep(0.02)
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

@@ -20,8 +20,10 @@ def test_every_setting_is_documented_with_its_default() -> None:
         env = f"CADLINK_{name.upper()}"
         assert env in rows, f"{env} is not in docs/configuration.md"
         default = field.default
+        # A boolean is documented as its environment value is written: `true`, `false`.
+        shown = str(default).lower() if isinstance(default, bool) else default
         if isinstance(default, (int, float, str)) and default not in ("",) and name != "secret_key":
-            assert f"`{default}`" in rows[env], f"{env}: default {default!r} not documented"
+            assert f"`{shown}`" in rows[env], f"{env}: default {default!r} not documented"
     documented = set(rows)
     declared = {f"CADLINK_{n.upper()}" for n in Settings.model_fields}
     assert documented == declared, documented ^ declared

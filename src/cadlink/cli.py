@@ -47,16 +47,18 @@ def main() -> None:
 @click.option("--host", default=None, help="Address to bind (default: CADLINK_HOST, 127.0.0.1).")
 @click.option("--port", default=None, type=int, help="Port (default: CADLINK_PORT, 8000).")
 def serve(host: str | None, port: int | None) -> None:
-    """Serve the API, the collect endpoint and the dashboard; runs the loader in-process."""
+    """Serve the API, the collect endpoint and the dashboard; runs the loader (in a store
+    process of its own unless CADLINK_STORE_PROCESS=false)."""
     import uvicorn
 
     from cadlink.app import create_app
     from cadlink.logs import configure_logging
+    from cadlink.services import Services
 
     settings = _settings()
     configure_logging(settings.log_level)
     try:
-        app = create_app(settings)
+        app = create_app(settings, Services.build(settings, store_process=settings.store_process))
     except Exception as e:
         if "lock" in str(e).lower():
             raise click.ClickException(

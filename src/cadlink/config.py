@@ -102,6 +102,13 @@ class Settings(BaseSettings):
         "batch took, from `CADLINK_LOADER_INTERVAL_SECONDS` up to this): the longest an "
         "accepted event waits to be stored when the server is busy.",
     )
+    store_process: bool = Field(
+        True,
+        description="`cadlink serve` runs the loader, and the DuckDB event store it writes, in "
+        "a child process: their work then takes nothing from the request path's interpreter, "
+        "and a crash in the store restarts it while the collect endpoint keeps accepting. "
+        "`false`: one process.",
+    )
     duckdb_memory_limit: str = Field(
         "256MB",
         description="Most memory DuckDB may use for its caches and queries (e.g. `1GB`); beyond "

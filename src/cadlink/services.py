@@ -7,25 +7,31 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cadlink.auth.passwords import PasswordHasher
 from cadlink.auth.service import AuthService
 from cadlink.config import Settings
 from cadlink.ingest.buffer import Backlog, SpoolReader, SpoolWriter
-from cadlink.ingest.enrich.geo import GeoLocator
-from cadlink.ingest.enrich.useragent import UserAgentParser
 from cadlink.ingest.metrics import IngestMetrics
 from cadlink.ingest.salts import SaltRing
 from cadlink.ingest.sites import SiteDirectory, SiteInfo
-from cadlink.pipeline.enrichment import Enricher, Identity
-from cadlink.pipeline.loader import Loader
+from cadlink.pipeline.loader import Loader, LoaderControl
 from cadlink.store.events import EventStore, open_event_store
+from cadlink.store.events.staged import Identity
 from cadlink.store.meta.db import make_engine, migrate
 from cadlink.store.meta.repository import MetaStore
+
+if TYPE_CHECKING:
+    # The parsers and DuckDB load only where the loader runs (the store process of
+    # `cadlink serve`): the web process never imports them.
+    from cadlink.ingest.enrich.geo import GeoLocator
+    from cadlink.ingest.enrich.useragent import UserAgentParser
 
 log = logging.getLogger(__name__)
 
@@ -51,11 +57,15 @@ def build_auth(
 
 @lru_cache(maxsize=4)
 def _geo(country_path: str | None, mmdb_path: str | None) -> GeoLocator:
+    from cadlink.ingest.enrich.geo import GeoLocator
+
     return GeoLocator(country_path, mmdb_path)
 
 
 @lru_cache(maxsize=1)
 def _ua_parser() -> UserAgentParser:
+    from cadlink.ingest.enrich.useragent import UserAgentParser
+
     return UserAgentParser()
 
 
@@ -75,6 +85,46 @@ def build_events(settings: Settings) -> EventStore:
         session_timeout_minutes=settings.session_timeout_minutes,
         dedup_window_hours=settings.dedup_window_hours,
         duckdb_memory_limit=settings.duckdb_memory_limit,
+    )
+
+
+def open_events_waiting(settings: Settings, wait: float = 15.0) -> EventStore:
+    """`build_events`, waiting up to `wait` seconds while another process still holds the
+    DuckDB file (a store process that is exiting)."""
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            return build_events(settings)
+        except Exception as e:
+            if "lock" not in str(e).lower() or time.monotonic() >= deadline:
+                raise
+        time.sleep(0.2)
+
+
+def build_loader(
+    settings: Settings, meta: MetaStore, events: EventStore, backlog: Backlog
+) -> Loader:
+    """The loader of the spool in `settings`' data dir, with its parsers (loaded here, once;
+    the loader asks them only about values it has not seen before: store/events/staging.py)."""
+    from cadlink.pipeline.enrichment import Enricher
+
+    enricher = Enricher(build_ua_parser(), build_geo(settings), settings.late_event_hours)
+
+    def record_identities(identities: list[Identity]) -> None:
+        for ident in identities:
+            site = meta.get_site(ident.site_id)
+            if site is not None:
+                meta.upsert_site_user(site.id, ident.user_id, ident.traits, ident.seen_at)
+
+    return Loader(
+        SpoolReader(settings.spool_dir),
+        events,
+        enricher,
+        batch_bytes=settings.loader_batch_bytes,
+        interval=settings.loader_interval_seconds,
+        max_delay=settings.loader_max_delay_seconds,
+        backlog=backlog,
+        on_identities=record_identities,
     )
 
 
@@ -102,16 +152,26 @@ class Services:
     salts: SaltRing
     backlog: Backlog
     writer: SpoolWriter
-    loader: Loader
+    loader: LoaderControl  # the loader, or the store process that runs it
     ingest_metrics: IngestMetrics = field(default_factory=IngestMetrics)
     started_at: float = 0.0
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     @classmethod
-    def build(cls, settings: Settings, hasher: PasswordHasher | None = None) -> Services:
-        """Open every store and build every component; `hasher` lets tests use cheap hashes."""
+    def build(
+        cls,
+        settings: Settings,
+        hasher: PasswordHasher | None = None,
+        *,
+        store_process: bool = False,
+    ) -> Services:
+        """Open every store and build every component; `hasher` lets tests use cheap hashes.
+
+        `store_process`: run the loader (and an embedded event store, which it then owns) in
+        a child process, as `cadlink serve` does (pipeline/store_process.py); it is started
+        here, so a store that cannot be opened fails the build. Otherwise everything runs in
+        this process, as the tests and command-line tools use it."""
         meta = build_meta(settings)
-        events = build_events(settings)
         backlog = Backlog()
         spool_dir: Path = settings.spool_dir
         writer = SpoolWriter(
@@ -121,26 +181,21 @@ class Services:
             fsync=settings.spool_fsync,
             backlog=backlog,
         )
-        # The parsers load here, once; the loader asks them only about values it has not
-        # seen before (store/events/staging.py).
-        enricher = Enricher(build_ua_parser(), build_geo(settings), settings.late_event_hours)
+        loader: LoaderControl
+        if store_process:
+            from cadlink.pipeline.store_process import StoreProcess
 
-        def record_identities(identities: list[Identity]) -> None:
-            for ident in identities:
-                site = meta.get_site(ident.site_id)
-                if site is not None:
-                    meta.upsert_site_user(site.id, ident.user_id, ident.traits, ident.seen_at)
-
-        loader = Loader(
-            SpoolReader(spool_dir),
-            events,
-            enricher,
-            batch_bytes=settings.loader_batch_bytes,
-            interval=settings.loader_interval_seconds,
-            max_delay=settings.loader_max_delay_seconds,
-            backlog=backlog,
-            on_identities=record_identities,
-        )
+            keeper = StoreProcess(settings, backlog)
+            try:
+                keeper.start()
+            except BaseException:
+                keeper.stop()
+                writer.close()
+                raise
+            events, loader = keeper.reader(), keeper
+        else:
+            events = build_events(settings)
+            loader = build_loader(settings, meta, events, backlog)
 
         async def load_sites() -> list[SiteInfo]:
             return await asyncio.to_thread(site_infos, meta)

@@ -26,17 +26,15 @@ from cadlink.ingest.enrich.referrer import classify
 from cadlink.ingest.enrich.useragent import UserAgentParser
 from cadlink.ingest.enrich.utm import page_path as path_of
 from cadlink.ingest.enrich.utm import utm_from_url
-from cadlink.store.events.staging import (
+from cadlink.store.events.staged import (
     AttributionKey,
     AttributionRow,
     Identity,
     PlaceRow,
-    Stager,
     Staging,
     UserAgentRow,
-    memory_stager,
-    stage_to_arrow,
 )
+from cadlink.store.events.staging import Stager, memory_stager, stage_to_arrow
 
 if TYPE_CHECKING:
     import pyarrow as pa

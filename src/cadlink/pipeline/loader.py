@@ -18,14 +18,17 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
 
 import msgspec
 
 from cadlink.events import Envelope, decode_envelope, encode_envelope
 from cadlink.ingest.buffer import Backlog, SpoolReader
-from cadlink.pipeline.enrichment import Enricher, Identity
 from cadlink.store.events.base import EventStore, Loaded, StoreBatch
-from cadlink.store.events.staging import Lookups
+from cadlink.store.events.staged import Identity, Lookups
+
+if TYPE_CHECKING:
+    from cadlink.pipeline.enrichment import Enricher
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +47,21 @@ class LoaderStats:
     last_event_received_ms: int = 0  # newest arrival time loaded: loader lag = now - this
     errors: int = 0
     dead_letters: int = 0  # buffer records that could not be loaded, kept in `dead_letters`
+
+
+class LoaderControl(Protocol):
+    """What the web process holds of the loader: the loader itself, or the store process
+    that runs it (pipeline/store_process.py)."""
+
+    @property
+    def stats(self) -> LoaderStats: ...
+
+    on_loaded: Callable[[int], None] | None
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None:
+        """Stop loading once what the buffer holds is stored."""
 
 
 class Loader:

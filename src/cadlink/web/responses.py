@@ -10,6 +10,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse
 
 from cadlink.query.spec import QueryError
+from cadlink.store.events.remote import StoreUnavailable
 
 
 def ok(data: Any, meta: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -58,7 +59,14 @@ def install_error_handlers(app: FastAPI) -> None:
         assert isinstance(exc, QueryError)
         return JSONResponse(error_body("invalid_request", str(exc), {"field": exc.field}), 400)
 
+    async def store_unavailable(_: Request, exc: Exception) -> JSONResponse:
+        # The store process is starting or restarting: the collect endpoint still accepts.
+        return JSONResponse(
+            error_body("store_unavailable", str(exc)), 503, headers={"Retry-After": "5"}
+        )
+
     app.add_exception_handler(ApiError, api_error)
+    app.add_exception_handler(StoreUnavailable, store_unavailable)
     app.add_exception_handler(QueryError, query_error)
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(RequestValidationError, validation_error)

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
-from cadlink.store.events.staging import Staged, Staging
+from cadlink.store.events.staged import Staged, Staging
 
 if TYPE_CHECKING:
     import pyarrow as pa

@@ -38,7 +38,8 @@ from cadlink.store.events.duckdb_sessions import (
     SLOW_AFFECTED_SQL,
     VISITORS_SQL,
 )
-from cadlink.store.events.staging import Staged, Stager, Staging, private_scratch
+from cadlink.store.events.staged import Staged, Staging
+from cadlink.store.events.staging import Stager, private_scratch
 
 _ADD_ROLLUPS = [rollups.render(sql, "duckdb") for sql in rollups.add_statements()]
 _COMPACT_ROLLUPS = [rollups.render(sql, "duckdb") for sql in rollups.compact_statements()]

@@ -52,7 +52,8 @@ from cadlink.store.events.postgres_sessions import (
     DELETE_SQL,
     INSERT_SQL,
 )
-from cadlink.store.events.staging import Staged, Stager, Staging, memory_stager, stage_to_arrow
+from cadlink.store.events.staged import Staged, Staging
+from cadlink.store.events.staging import Stager, memory_stager, stage_to_arrow
 
 _COLUMNS = ", ".join(EVENT_COLUMN_NAMES)
 _ADD_ROLLUPS = [rollups.render(sql, "postgresql") for sql in rollups.add_statements()]

@@ -1,0 +1,434 @@
+"""The store process of `cadlink serve`: the loader and the event store, beside the web process.
+
+Why a process of its own: the request path is a Python event loop, and a loader thread in
+the same process takes its interpreter lock between DuckDB calls and shares its allocator
+and caches. Measured with the single-event load of the ingest benchmark, the event loop cost
+37 µs per request with the loader as a thread and 31 µs with the same loader in another
+process (docs/benchmarks.md). DuckDB lets one process open its file, so the store process
+owns it: it loads the spool (the web process only appends to it) and answers the web
+process's reads (`store/events/remote.py`). A server store (PostgreSQL) is read directly.
+
+The web process starts it (`StoreProcess.start`) and keeps it: one thread ("store-keeper")
+spawns the child, polls its loader's numbers, restarts it if it dies (a crash in a native
+library no longer takes the collect endpoint with it: accepted events wait in the spool),
+and stops it. The child dies with the web process (`PR_SET_PDEATHSIG`), which is the thread
+that spawned it, so `kill -9` of the server leaves no process holding the DuckDB file.
+
+The child runs `main()`; its configuration comes on stdin.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import json
+import logging
+import os
+import pickle
+import secrets
+import select
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection, Listener
+from typing import Any
+
+from cadlink.config import Settings
+from cadlink.ingest.buffer import Backlog
+from cadlink.pipeline.loader import LoaderStats
+from cadlink.store.events.base import EventStore
+from cadlink.store.events.remote import (
+    BATCH,
+    END,
+    ERROR,
+    OK,
+    RemoteError,
+    RemoteEventStore,
+    StoreUnavailable,
+)
+
+log = logging.getLogger(__name__)
+
+READY = "ready"
+# The reads the web process may ask for (the write half stays in this process).
+READS = frozenset(
+    {"fetch", "list_events", "list_sessions", "dropped", "dead_letters", "count_events"}
+    | {"ping", "memory"}
+)
+_PR_SET_PDEATHSIG = 1
+
+
+@dataclass(frozen=True)
+class StoreStatus:
+    """What the store process reports to the web process on every poll."""
+
+    stats: LoaderStats
+    backlog_bytes: int
+    pid: int
+    rss_bytes: int = 0
+
+
+def embedded(settings: Settings) -> bool:
+    """Whether the event store is a file only one process may open (DuckDB)."""
+    return settings.events_url.startswith("duckdb://")
+
+
+# -- the web process's side ----------------------------------------------------------------
+
+
+@dataclass
+class _Child:
+    proc: subprocess.Popen[bytes]
+    started: float = field(default_factory=time.monotonic)
+
+
+class StoreProcess:
+    """Runs and keeps the store process; stands in for the loader in the web process."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        backlog: Backlog,
+        *,
+        poll_interval: float = 0.2,
+        ready_timeout: float = 120.0,
+        stop_timeout: float = 120.0,
+    ) -> None:
+        self.settings = settings
+        self.backlog = backlog
+        self.poll_interval = poll_interval
+        self.ready_timeout = ready_timeout
+        self.stop_timeout = stop_timeout
+        # An abstract Unix socket (no file to clean up, no path length limit), guarded by a
+        # key only this process and its child know.
+        self.address = f"\0cadlink-store-{os.getpid()}-{secrets.token_hex(8)}"
+        self.authkey = secrets.token_bytes(32)
+        self.client = RemoteEventStore(self.address, self.authkey, engine=_engine(settings))
+        self.on_loaded: Callable[[int], None] | None = None
+        self.restarts = 0
+        self._status = StoreStatus(LoaderStats(), 0, 0)
+        self._status_at = 0.0
+        self._keeper: threading.Thread | None = None
+        self._ready = threading.Event()
+        self._failure: str | None = None
+        self._stopping = threading.Event()
+        self._child: _Child | None = None
+
+    def reader(self) -> EventStore:
+        """The event store the web process reads: this process's child for an embedded store,
+        else the shared server (which the child writes)."""
+        if embedded(self.settings):
+            return self.client
+        from cadlink.services import build_events
+
+        return build_events(self.settings)
+
+    # LoaderControl ----------------------------------------------------------------------------
+
+    @property
+    def stats(self) -> LoaderStats:
+        """The loader's numbers, at most a poll interval old."""
+        if time.monotonic() - self._status_at > self.poll_interval / 2:
+            with contextlib.suppress(StoreUnavailable):
+                self._update(self.client.call("status"))
+        return self._status.stats
+
+    @property
+    def status(self) -> StoreStatus:
+        self.stats  # noqa: B018 - refreshes
+        return self._status
+
+    def start(self) -> None:
+        """Spawn the store process and wait until it serves (idempotent)."""
+        if self._keeper is None:
+            self._keeper = threading.Thread(target=self._keep, name="store-keeper", daemon=True)
+            self._keeper.start()
+        if not self._ready.wait(self.ready_timeout):
+            raise RuntimeError(f"the store process did not start in {self.ready_timeout:.0f} s")
+        if self._failure is not None:
+            raise RuntimeError(self._failure)
+
+    def stop(self) -> None:
+        """Stop the store process: its loader stores what the spool holds, then it exits."""
+        self._stopping.set()
+        if self._keeper is not None:
+            self._keeper.join(self.stop_timeout + 10)
+        self.client.close()
+
+    # keeper thread ----------------------------------------------------------------------------
+
+    def _keep(self) -> None:
+        backoff = 1.0
+        try:
+            self._failure = self._spawn()
+        except Exception as e:
+            self._failure = f"the store process could not start: {e}"
+        self._ready.set()
+        if self._failure is not None:
+            return
+        while not self._stopping.wait(self.poll_interval):
+            child = self._child
+            assert child is not None
+            code = child.proc.poll()
+            if code is not None:
+                # A crash (DuckDB is native code) or a kill: start another one. Accepted events
+                # wait in the spool meanwhile; reads answer 503.
+                log.error("the store process exited (code %s); starting it again", code)
+                self._stopping.wait(backoff if time.monotonic() - child.started < 60 else 0)
+                backoff = min(30.0, backoff * 2)
+                if self._stopping.is_set():
+                    break
+                failure = self._spawn()
+                if failure is not None:
+                    log.error("%s", failure)
+                else:
+                    self.restarts += 1
+                continue
+            try:
+                self._update(self.client.call("status"))
+            except StoreUnavailable:
+                continue
+            except Exception:
+                log.exception("could not read the store process's status")
+        self._shutdown()
+
+    def _spawn(self) -> str | None:
+        """Start a child and wait for it to serve; returns why it failed, or None."""
+        config = {
+            "settings": self.settings.model_dump(mode="json"),
+            "address": self.address,
+            "authkey": self.authkey.hex(),
+            "parent": os.getpid(),
+        }
+        proc = subprocess.Popen(
+            # Not `-m`: classes pickled to the web process must live in this module, not
+            # in the child's `__main__`.
+            [sys.executable, "-c", "from cadlink.pipeline.store_process import main; main()"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            close_fds=True,
+        )
+        assert proc.stdin is not None and proc.stdout is not None
+        proc.stdin.write(json.dumps(config).encode() + b"\n")
+        proc.stdin.close()
+        line = _read_line(proc.stdout, self.ready_timeout)
+        proc.stdout.close()
+        if line != READY:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=10)
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            return line.removeprefix("error: ") or f"the store process exited ({proc.returncode})"
+        self._child = _Child(proc)
+        return None
+
+    def _update(self, status: StoreStatus) -> None:
+        before = self._status.stats.events_stored
+        self._status, self._status_at = status, time.monotonic()
+        self.backlog.set(status.backlog_bytes)
+        stored = status.stats.events_stored - before
+        if stored > 0 and self.on_loaded is not None:
+            try:
+                self.on_loaded(stored)
+            except Exception:
+                log.exception("on_loaded failed")
+
+    def _shutdown(self) -> None:
+        child = self._child
+        if child is None or child.proc.poll() is not None:
+            return
+        with contextlib.suppress(StoreUnavailable):
+            self.client.call("stop")
+        try:
+            child.proc.wait(timeout=self.stop_timeout)
+        except subprocess.TimeoutExpired:
+            log.error("the store process did not stop in %.0f s; killing it", self.stop_timeout)
+            child.proc.kill()
+            child.proc.wait()
+
+
+def _engine(settings: Settings) -> str:
+    return "duckdb" if embedded(settings) else "postgresql"
+
+
+def _read_line(stream: Any, timeout: float) -> str:
+    """One line from a child's stdout, or "" if it closed it or the time ran out."""
+    deadline = time.monotonic() + timeout
+    buf = b""
+    fd = stream.fileno()
+    while b"\n" not in buf:
+        left = deadline - time.monotonic()
+        if left <= 0 or not select.select([fd], [], [], left)[0]:
+            return ""
+        chunk = os.read(fd, 4096)
+        if not chunk:
+            break
+        buf += chunk
+    return buf.split(b"\n", 1)[0].decode(errors="replace").strip()
+
+
+# -- the store process's side --------------------------------------------------------------
+
+
+class _Server:
+    """Answers the web process: one thread per connection (the client pools them)."""
+
+    def __init__(self, store: EventStore, status: Callable[[], StoreStatus]) -> None:
+        self.store = store
+        self.status = status
+        self.stopping = threading.Event()
+
+    def serve(self, listener: Listener) -> None:
+        while True:
+            try:
+                conn = listener.accept()
+            except (OSError, EOFError):
+                if self.stopping.is_set():
+                    return
+                continue  # a client that failed the handshake
+            threading.Thread(target=self._answer, args=(conn,), daemon=True).start()
+
+    def _answer(self, conn: Connection) -> None:
+        with conn:
+            while True:
+                try:
+                    method, args = conn.recv()
+                except (OSError, EOFError):
+                    return
+                try:
+                    self._dispatch(conn, method, args)
+                except (OSError, EOFError):
+                    return
+
+    def _dispatch(self, conn: Connection, method: str, args: tuple[Any, ...]) -> None:
+        if method == "stream":
+            self._stream(conn, args)
+            return
+        try:
+            if method == "status":
+                value: Any = self.status()
+            elif method == "stop":
+                self.stopping.set()
+                value = None
+            elif method in READS:
+                value = getattr(self.store, method)(*args)
+            else:
+                raise ValueError(f"the store process does not answer {method!r}")
+        except Exception as e:
+            conn.send((ERROR, _sendable(e)))
+            return
+        conn.send((OK, value))
+
+    def _stream(self, conn: Connection, args: tuple[Any, ...]) -> None:
+        try:
+            schema, batches = self.store.stream(*args)
+        except Exception as e:
+            conn.send((ERROR, _sendable(e)))
+            return
+        conn.send((OK, schema))
+        try:
+            for batch in batches:
+                conn.send((BATCH, batch))
+        except (OSError, EOFError):
+            raise
+        except Exception as e:
+            conn.send((ERROR, _sendable(e)))
+            return
+        conn.send((END, None))
+
+
+def _sendable(error: Exception) -> Exception:
+    """`error` as it is if the web process can unpickle it without importing the store's
+    libraries (DuckDB's exceptions would load DuckDB there), else a `RemoteError` saying it."""
+    module = type(error).__module__
+    if module == "builtins" or module.startswith("cadlink."):
+        try:
+            pickle.dumps(error)
+        except Exception as e:
+            log.debug("cannot send %r as it is: %s", error, e)
+        else:
+            return error
+    return RemoteError(f"{type(error).__name__}: {error}")
+
+
+def _die_with_parent(parent: int) -> None:
+    """SIGKILL this process when the web process's keeper thread ends (Linux)."""
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:  # it died before the line above
+        os._exit(1)
+
+
+def _rss_bytes() -> int:
+    with contextlib.suppress(OSError, ValueError, IndexError), open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    return 0
+
+
+def run(
+    settings: Settings, address: str, authkey: bytes, ready: Callable[[], None], parent: int
+) -> None:
+    """The store process: open the stores, serve the web process, load until told to stop."""
+    from cadlink.services import build_loader, build_meta, open_events_waiting
+
+    meta = build_meta(settings)
+    store = open_events_waiting(settings)
+    backlog = Backlog()
+    loader = build_loader(settings, meta, store, backlog)
+    server = _Server(
+        store,
+        lambda: StoreStatus(_copy_stats(loader.stats), backlog.bytes, os.getpid(), _rss_bytes()),
+    )
+    # The web process stops this one (after its last request): a signal meant for the server
+    # (Ctrl-C reaches the whole process group, systemd signals the whole unit) is not for us,
+    # or the keeper would see an exit it did not ask for and start another store process.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    listener = Listener(address, family="AF_UNIX", authkey=authkey)
+    threading.Thread(target=server.serve, args=(listener,), name="store-rpc", daemon=True).start()
+    import gc
+
+    gc.collect()
+    gc.freeze()  # as in the web process: the collector no longer walks what lives forever
+    loader.start()
+    ready()
+    while not server.stopping.wait(1.0):
+        if os.getppid() != parent:  # orphaned (should the death signal not have come)
+            break
+    loader.stop()  # stores what the spool holds
+    store.close()
+    meta.engine.dispose()
+    listener.close()
+
+
+def _copy_stats(stats: LoaderStats) -> LoaderStats:
+    return LoaderStats(**vars(stats))
+
+
+def main() -> None:
+    config = json.loads(sys.stdin.readline())
+    parent = int(config["parent"])
+    _die_with_parent(parent)
+    settings = Settings(**config["settings"])
+    from cadlink.logs import configure_logging
+
+    configure_logging(settings.log_level)
+
+    def ready() -> None:
+        sys.stdout.write(READY + "\n")
+        sys.stdout.flush()
+
+    try:
+        run(settings, config["address"], bytes.fromhex(config["authkey"]), ready, parent)
+    except Exception as e:
+        log.exception("the store process failed")
+        with contextlib.suppress(OSError, ValueError):
+            sys.stdout.write(f"error: {e}\n".replace("\n", " ").rstrip() + "\n")
+            sys.stdout.flush()
+        sys.exit(1)

@@ -19,7 +19,16 @@ from typing import Any
 import msgspec
 
 from cadlink.config import Settings
-from cadlink.events import Envelope, IncomingBatch, IncomingEvent, encode_envelope_into
+from cadlink.events import (
+    EVENT_TYPE_CHARS,
+    NO_PROPERTIES,
+    SEED_EVENT_TYPES,
+    CollectedEnvelope,
+    CollectedEvent,
+    IncomingBatch,
+    encode_envelope_into,
+    valid_event_type,
+)
 from cadlink.ingest.buffer import BufferFull, BufferWriter
 from cadlink.ingest.client_ip import client_ip
 from cadlink.ingest.enrich.identity import anonymous_visitor_id, ip_prefix
@@ -38,7 +47,9 @@ Send = Callable[[Message], Awaitable[None]]
 
 _batch_decoder = msgspec.json.Decoder(IncomingBatch)
 _NOT_A_BATCH = "Object missing required field `events`"  # a single event, not {"events": …}
-_event_decoder = msgspec.json.Decoder(IncomingEvent)
+_event_decoder = msgspec.json.Decoder(CollectedEvent)
+_properties_decoder = msgspec.json.Decoder(dict[str, Any])
+_BACKSLASH_U = b"\\u"
 _json = msgspec.json.Encoder()
 _FIELD_RE = re.compile(r"at `\$\.?(.*)`$")
 _CAMEL_RE = re.compile(r"_([a-z])")
@@ -210,6 +221,7 @@ class CollectHandler:
         if not first:
             raise Rejection(400, "missing_site", "siteId is required", _at(0, count, "siteId"))
         mixed = False
+        clean = body.isascii() and _BACKSLASH_U not in body
         for i, event in enumerate(events):
             site_id = event.site_id or top_site
             if site_id != first:
@@ -218,7 +230,22 @@ class CollectHandler:
                         400, "missing_site", "siteId is required", _at(i, count, "siteId")
                     )
                 mixed = True
-        groups: dict[str, list[IncomingEvent]] = {first: events}
+            if event.event_type not in SEED_EVENT_TYPES and not valid_event_type(event.event_type):
+                raise Rejection(
+                    400,
+                    "invalid_event",
+                    f"eventType may hold only the characters {EVENT_TYPE_CHARS}",
+                    _at(i, count, "eventType"),
+                )
+            if event.properties:
+                raw = bytes(event.properties)
+                # The common case: an object in ASCII without escapes (`clean` checks the
+                # whole body at once); anything else is looked at closely.
+                if raw[0] != 0x7B or not (clean or (raw.isascii() and _BACKSLASH_U not in raw)):
+                    _check_properties(event, raw, i, count)
+                elif len(raw) < 8 and not raw[1:-1].strip():  # "{ }" is none, as "{}" is
+                    event.properties = NO_PROPERTIES
+        groups: dict[str, list[CollectedEvent]] = {first: events}
         if mixed:
             groups = {}
             for event in events:
@@ -250,7 +277,7 @@ class CollectHandler:
                 if dnt and site.respect_dnt:
                     self.metrics.events_dropped["dnt"] += len(site_events)
                     continue
-                envelope = Envelope(
+                envelope = CollectedEnvelope(
                     int(now * 1000),
                     site.public_id,
                     self._visitor(salt, site.public_id, ip, ua),
@@ -280,7 +307,28 @@ class CollectHandler:
         await _respond(send, 204, b"", origin, extra)
 
 
-def _decode(body: bytes) -> tuple[list[IncomingEvent], str | None]:
+def _check_properties(event: CollectedEvent, raw: bytes, index: int, count: int) -> None:
+    """`properties` (`raw`) is an object (or null: none), whose text the loader's JSON reader
+    reads as msgspec would: the raw text skips msgspec's checks of UTF-8 and escapes, so text
+    that is not plain ASCII without `\\u` escapes is decoded once to check it."""
+    if raw[0] != 0x7B:  # "{"
+        if raw == b"null":
+            event.properties = NO_PROPERTIES
+            return
+        raise Rejection(
+            400, "invalid_event", "properties must be an object", _at(index, count, "properties")
+        )
+    if raw.isascii() and _BACKSLASH_U not in raw:
+        return
+    try:
+        _properties_decoder.decode(raw)
+    except msgspec.DecodeError as e:
+        raise Rejection(
+            400, "invalid_event", f"properties: {e}", _at(index, count, "properties")
+        ) from None
+
+
+def _decode(body: bytes) -> tuple[list[CollectedEvent], str | None]:
     try:
         # The batch form first (the tracker always sends it): one pass over the body.
         try:

@@ -16,8 +16,8 @@ INTRO = """## Ingest
 ### What it measures
 `POST /api/v1/collect` on a real `cadlink serve` over loopback: embedded mode with default
 settings (spool-file buffer fsynced once a second, so an answered event survives `kill -9`;
-DuckDB event store; the loader thread in the same process, which enriches in DuckDB)
-except that the per-IP rate limit is off. In the same run the same load goes to a bare ASGI
+DuckDB event store, owned by the store process that `cadlink serve` starts, whose loader
+enriches in DuckDB) except that the per-IP rate limit is off. In the same run the same load goes to a bare ASGI
 app that reads the body and answers 204, served by uvicorn with the options `cadlink serve`
 uses (`bench/bare_app.py`; httptools and uvloop): the ratio between the two is what CADLINK's
 own work costs.
@@ -33,9 +33,9 @@ own work costs.
   the answered requests. hey repeats one body, so 8 hey processes (2 workers each, `-q` per
   worker) each send their own visitor's body, and the bodies leave out `eventId` so that the
   server assigns one and every request is stored.
-- **Server CPU per 1,000 events**: utime + stime of the server process (all threads) and any
-  child processes (cadlink has none since the enrichment moved into DuckDB; an earlier design
-  had one) from `/proc/PID/stat` over the load, and over the load plus the loader catching up.
+- **Server CPU per 1,000 events**: utime + stime of the server process (all threads) and its
+  child processes (cadlink's store process, which loads and owns the event store) from
+  `/proc/PID/stat` over the load, and over the load plus the loader catching up.
   **Peak RSS**: `VmHWM` from `/proc/PID/status` at the end of the run, summed over the server
   and any child processes (each one's high-water mark: an upper bound of their joint peak).
 - **Loader**: after each load, how many accepted events were not yet stored, and how fast the
@@ -200,9 +200,9 @@ def _absolute(r: IngestResult) -> list[str]:
     rows += [
         "",
         "Where the server's CPU went during each load, in µs per event: the main thread (the "
-        "event loop: the request path), the other threads (cadlink: the loader, which runs "
-        "DuckDB's work while requests arrive, DuckDB's workers, fsync) and child processes "
-        "(none in cadlink any more). *Preempted*: how often per "
+        "event loop: the request path), its other threads (cadlink: the spool's fsync, the "
+        "store process's keeper) and child processes (cadlink: the store process, whose "
+        "loader runs DuckDB's work). *Preempted*: how often per "
         "request the scheduler took the core from the main thread while it could still run "
         "(nonvoluntary context switches): the request path waiting for a core, not working.",
         "",

@@ -17,10 +17,10 @@ INTRO = """## Ingest
 `POST /api/v1/collect` on a real `cadlink serve` over loopback: embedded mode with default
 settings (spool-file buffer fsynced once a second, so an answered event survives `kill -9`;
 DuckDB event store, owned by the store process that `cadlink serve` starts, whose loader
-enriches in DuckDB) except that the per-IP rate limit is off. In the same run the same load goes to a bare ASGI
-app that reads the body and answers 204, served by uvicorn with the options `cadlink serve`
-uses (`bench/bare_app.py`; httptools and uvloop): the ratio between the two is what CADLINK's
-own work costs.
+enriches in DuckDB) except that the per-IP rate limit is off. In the same run the same load
+goes to a bare ASGI app that reads the body and answers 204, served by uvicorn with the
+options `cadlink serve` uses (`bench/bare_app.py`; httptools and uvloop): the ratio between
+the two is what CADLINK's own work costs.
 
 - Bodies are what the tracker sends, `{"siteId": …, "events": […]}`, with ~600-byte events
   (`bench/payloads.py`); every event id is unique (wrk's Lua numbers them), a visitor sends 4

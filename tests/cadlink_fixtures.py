@@ -77,8 +77,10 @@ class Running:
         return result
 
 
-def start_app(settings: Settings) -> Iterator[Running]:
-    services = Services.build(settings, hasher=FAST_HASHER)
+def start_app(settings: Settings, *, store_process: bool = False) -> Iterator[Running]:
+    """The app on `settings`; `store_process`: as `cadlink serve` runs it, with the loader and
+    the event store in a child process that the app reads through."""
+    services = Services.build(settings, hasher=FAST_HASHER, store_process=store_process)
     site = services.meta.create_site("shop.example", "Shop")
     services.auth.create_user(ADMIN_EMAIL, ADMIN_PASSWORD, "ADMIN")
     services.refresh_now()

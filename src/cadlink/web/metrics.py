@@ -80,6 +80,7 @@ class CadlinkCollector(Collector):
         for use, n in self.svc.events.memory().items():
             memory.add_metric([use], n)
         yield memory
+        yield from _store_process(self.svc.loader)
         yield errors
         yield dead
 
@@ -96,3 +97,22 @@ def make_registry(svc: Services, http: HttpCounters) -> CollectorRegistry:
 async def metrics(request: Request) -> Response:
     registry: CollectorRegistry = request.app.state.metrics_registry
     return Response(generate_latest(registry), media_type="text/plain; version=0.0.4")
+
+
+def _store_process(loader: object) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
+    """The store process's own memory and restarts (`process_*` are the web process's)."""
+    from cadlink.pipeline.store_process import StoreProcess
+
+    if not isinstance(loader, StoreProcess):
+        return
+    rss = GaugeMetricFamily(
+        "cadlink_store_process_resident_memory_bytes",
+        "Resident memory of the store process (the loader and the embedded event store)",
+    )
+    rss.add_metric([], loader.status.rss_bytes)
+    yield rss
+    restarts = CounterMetricFamily(
+        "cadlink_store_process_restarts", "Times the store process exited and was started again"
+    )
+    restarts.add_metric([], loader.restarts)
+    yield restarts

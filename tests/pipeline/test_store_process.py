@@ -152,6 +152,30 @@ def test_a_crashed_store_process_is_restarted_and_loads_what_waited(
     _wait(back, timeout=60)
     assert keeper.restarts == 1
     assert keeper.status.pid != first
+    # What the first store process counted carries on in the numbers `/metrics` shows.
+    _wait(_stored(keeper, 70))
+    assert keeper.stats.events_stored == 70
+
+
+def test_a_store_process_that_stops_answering_is_restarted(tmp_path: Path) -> None:
+    settings = _settings(tmp_path)
+    build_meta(settings)
+    backlog = Backlog()
+    writer = SpoolWriter(settings.spool_dir, fsync="never", backlog=backlog)
+    keeper = StoreProcess(
+        settings, backlog, poll_interval=0.05, status_timeout=0.3, stuck_after=1.0
+    )
+    keeper.start()
+    try:
+        stuck = keeper.status.pid
+        os.kill(stuck, signal.SIGSTOP)  # alive, holding the file, answering nothing
+        _wait(lambda: keeper.restarts == 1, timeout=30)
+        _put(writer, [f"c{i}" for i in range(10)], datetime.now(UTC))
+        _wait(_stored(keeper, 10), timeout=30)
+        assert keeper.status.pid != stuck
+    finally:
+        keeper.stop()
+        writer.close()
 
 
 def test_stop_stores_what_the_spool_holds(tmp_path: Path) -> None:

@@ -34,7 +34,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from multiprocessing.connection import Connection, Listener
+from multiprocessing.connection import Client, Connection, Listener
 from typing import Any
 
 from cadlink.config import Settings
@@ -97,12 +97,19 @@ class StoreProcess:
         poll_interval: float = 0.2,
         ready_timeout: float = 120.0,
         stop_timeout: float = 120.0,
+        status_timeout: float = 10.0,
+        stuck_after: float = 60.0,
     ) -> None:
         self.settings = settings
         self.backlog = backlog
         self.poll_interval = poll_interval
         self.ready_timeout = ready_timeout
         self.stop_timeout = stop_timeout
+        # A poll is answered by its own thread of the child within milliseconds, whatever the
+        # loader or a report is doing: no answer for `status_timeout` means it is stuck, and
+        # after `stuck_after` it is killed and started again.
+        self.status_timeout = status_timeout
+        self.stuck_after = stuck_after
         # An abstract Unix socket (no file to clean up, no path length limit), guarded by a
         # key only this process and its child know.
         self.address = f"\0cadlink-store-{os.getpid()}-{secrets.token_hex(8)}"
@@ -111,7 +118,10 @@ class StoreProcess:
         self.on_loaded: Callable[[int], None] | None = None
         self.restarts = 0
         self._status = StoreStatus(LoaderStats(), 0, 0)
-        self._status_at = 0.0
+        self._earlier = LoaderStats()  # the counts of the store processes before this one
+        self._raw, self._raw_pid = LoaderStats(), 0  # the current one's own, as it said
+        self._polls: Connection | None = None  # the keeper's own connection to the child
+        self._asked = False  # a poll was sent and not yet answered
         self._keeper: threading.Thread | None = None
         self._ready = threading.Event()
         self._failure: str | None = None
@@ -131,15 +141,13 @@ class StoreProcess:
 
     @property
     def stats(self) -> LoaderStats:
-        """The loader's numbers, at most a poll interval old."""
-        if time.monotonic() - self._status_at > self.poll_interval / 2:
-            with contextlib.suppress(StoreUnavailable):
-                self._update(self.client.call("status"))
+        """The loader's numbers as of the keeper's last poll (at most a poll interval old).
+        Never a call to the child: `/metrics` and the health checks read this on the event
+        loop, which must not wait for another process."""
         return self._status.stats
 
     @property
     def status(self) -> StoreStatus:
-        self.stats  # noqa: B018 - refreshes
         return self._status
 
     def start(self) -> None:
@@ -170,6 +178,7 @@ class StoreProcess:
         self._ready.set()
         if self._failure is not None:
             return
+        answered = time.monotonic()
         while not self._stopping.wait(self.poll_interval):
             child = self._child
             assert child is not None
@@ -187,14 +196,46 @@ class StoreProcess:
                     log.error("%s", failure)
                 else:
                     self.restarts += 1
+                answered = time.monotonic()
                 continue
-            try:
-                self._update(self.client.call("status"))
-            except StoreUnavailable:
-                continue
-            except Exception:
-                log.exception("could not read the store process's status")
+            if self._poll():
+                answered = time.monotonic()
+            elif time.monotonic() - answered > self.stuck_after:
+                # Alive but deaf (a deadlock in native code): a restart replays the spool from
+                # the last committed batch, so nothing is lost.
+                log.error(
+                    "the store process has not answered for %.0f s; restarting it",
+                    self.stuck_after,
+                )
+                child.proc.kill()
+                child.proc.wait()
         self._shutdown()
+
+    def _poll(self) -> bool:
+        """Ask the child how it is doing (on the keeper's own connection, so a deaf child
+        costs no new handshake); returns whether it answered."""
+        conn = self._polls
+        if conn is None:
+            return False
+        try:
+            if not self._asked:
+                conn.send(("status", ()))
+                self._asked = True
+            if not conn.poll(self.status_timeout):
+                return False  # asked already: the answer is read when it comes
+            kind, value = conn.recv()
+        except (OSError, EOFError):
+            self._close_polls()
+            return False
+        self._asked = False
+        if kind == OK:
+            self._update(value)
+        return True
+
+    def _close_polls(self) -> None:
+        if self._polls is not None:
+            self._polls.close()
+        self._polls, self._asked = None, False
 
     def _spawn(self) -> str | None:
         """Start a child and wait for it to serve; returns why it failed, or None."""
@@ -225,11 +266,27 @@ class StoreProcess:
                 proc.wait()
             return line.removeprefix("error: ") or f"the store process exited ({proc.returncode})"
         self._child = _Child(proc)
+        self._close_polls()
+        try:
+            self._polls = Client(self.address, family="AF_UNIX", authkey=self.authkey)
+        except (OSError, EOFError) as e:
+            return f"the store process does not answer: {e}"
+        self._poll()  # `status` is the child's from the start
         return None
 
     def _update(self, status: StoreStatus) -> None:
         before = self._status.stats.events_stored
-        self._status, self._status_at = status, time.monotonic()
+        if self._raw_pid and status.pid != self._raw_pid:
+            # A new child counts from zero: what its predecessors counted carries on.
+            self._earlier = _added(self._earlier, self._raw, LoaderStats())
+        self._raw, self._raw_pid = status.stats, status.pid
+        status = StoreStatus(
+            _added(self._earlier, LoaderStats(), status.stats),
+            status.backlog_bytes,
+            status.pid,
+            status.rss_bytes,
+        )
+        self._status = status
         self.backlog.set(status.backlog_bytes)
         stored = status.stats.events_stored - before
         if stored > 0 and self.on_loaded is not None:
@@ -242,14 +299,34 @@ class StoreProcess:
         child = self._child
         if child is None or child.proc.poll() is not None:
             return
+        self._close_polls()
         with contextlib.suppress(StoreUnavailable):
-            self.client.call("stop")
+            self.client.call("stop", timeout=self.status_timeout)
         try:
             child.proc.wait(timeout=self.stop_timeout)
         except subprocess.TimeoutExpired:
             log.error("the store process did not stop in %.0f s; killing it", self.stop_timeout)
             child.proc.kill()
             child.proc.wait()
+
+
+def _added(earlier: LoaderStats, last: LoaderStats, current: LoaderStats) -> LoaderStats:
+    """Counts of `earlier` plus `last`'s plus `current`'s; times and the newest event from the
+    latest that has them."""
+    newest = current if current.last_batch_at else last if last.last_batch_at else earlier
+    return LoaderStats(
+        batches=earlier.batches + last.batches + current.batches,
+        events_stored=earlier.events_stored + last.events_stored + current.events_stored,
+        events_dropped=earlier.events_dropped + last.events_dropped + current.events_dropped,
+        last_batch_at=newest.last_batch_at,
+        last_event_received_ms=max(
+            earlier.last_event_received_ms,
+            last.last_event_received_ms,
+            current.last_event_received_ms,
+        ),
+        errors=earlier.errors + last.errors + current.errors,
+        dead_letters=earlier.dead_letters + last.dead_letters + current.dead_letters,
+    )
 
 
 def _engine(settings: Settings) -> str:

@@ -67,11 +67,16 @@ class RemoteEventStore:
         except (OSError, EOFError) as e:
             raise StoreUnavailable(f"the event store process is not reachable: {e}") from None
 
-    def call(self, method: str, *args: Any) -> Any:
-        """Run `method(*args)` on the store process's store; its exception is raised here."""
+    def call(self, method: str, *args: Any, timeout: float | None = None) -> Any:
+        """Run `method(*args)` on the store process's store; its exception is raised here.
+        With `timeout`, a store process that has not answered within it is unavailable (a
+        report may take long; the keeper's polls may not)."""
         conn = self._connect()
         try:
             conn.send((method, args))
+            if timeout is not None and not conn.poll(timeout):
+                conn.close()
+                raise StoreUnavailable(f"the event store process did not answer in {timeout} s")
             kind, value = conn.recv()
         except (OSError, EOFError) as e:
             conn.close()

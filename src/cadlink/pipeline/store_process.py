@@ -194,6 +194,7 @@ class StoreProcess:
                 failure = self._spawn()
                 if failure is not None:
                     log.error("%s", failure)
+                    self._stopping.wait(backoff)  # the next attempt waits its turn too
                 else:
                     self.restarts += 1
                 answered = time.monotonic()

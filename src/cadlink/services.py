@@ -184,6 +184,7 @@ class Services:
         loader: LoaderControl
         if store_process:
             from cadlink.pipeline.store_process import StoreProcess
+            from cadlink.pipeline.store_status import embedded
 
             keeper = StoreProcess(settings, backlog)
             try:
@@ -192,7 +193,10 @@ class Services:
                 keeper.stop()
                 writer.close()
                 raise
-            events, loader = keeper.reader(), keeper
+            # An embedded store is the child's to open: read it through the child. A server
+            # store is shared: read it directly (the child only loads).
+            events = keeper.client if embedded(settings) else build_events(settings)
+            loader = keeper
         else:
             events = build_events(settings)
             loader = build_loader(settings, meta, events, backlog)

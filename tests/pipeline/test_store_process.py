@@ -79,7 +79,7 @@ def test_the_store_process_loads_the_spool_and_answers_reads(
     running: tuple[StoreProcess, SpoolWriter, Settings],
 ) -> None:
     keeper, writer, _ = running
-    store = keeper.reader()
+    store = keeper.client
     assert isinstance(store, RemoteEventStore)
     assert store.engine == "duckdb"
     now = datetime.now(UTC).replace(microsecond=0)
@@ -119,7 +119,7 @@ def test_the_store_process_loads_the_spool_and_answers_reads(
 def test_errors_in_the_store_process_are_raised_in_the_caller(
     running: tuple[StoreProcess, SpoolWriter, Settings],
 ) -> None:
-    store = running[0].reader()
+    store = running[0].client
     with pytest.raises(ValueError, match="cannot stream"):
         store.stream("nope", SITE, datetime.now(UTC), datetime.now(UTC))
     # DuckDB's own exceptions are named, not shipped (the web process never imports DuckDB).
@@ -134,7 +134,7 @@ def test_a_crashed_store_process_is_restarted_and_loads_what_waited(
     running: tuple[StoreProcess, SpoolWriter, Settings],
 ) -> None:
     keeper, writer, _ = running
-    store = keeper.reader()
+    store = keeper.client
     now = datetime.now(UTC).replace(microsecond=0)
     _put(writer, [f"a{i}" for i in range(30)], now)
     _wait(_stored(keeper, 30))
@@ -190,7 +190,7 @@ def test_stop_stores_what_the_spool_holds(tmp_path: Path) -> None:
     keeper.stop()
     writer.close()
     with pytest.raises(StoreUnavailable):
-        keeper.reader().count_events()
+        keeper.client.count_events()
     con = duckdb.connect(str(settings.data_dir / "events.duckdb"), read_only=True)
     stored = con.execute("SELECT count(*) FROM analytics_events").fetchone()
     con.close()

@@ -14,70 +14,33 @@ library no longer takes the collect endpoint with it: accepted events wait in th
 and stops it. The child dies with the web process (`PR_SET_PDEATHSIG`), which is the thread
 that spawned it, so `kill -9` of the server leaves no process holding the DuckDB file.
 
-The child runs `main()`; its configuration comes on stdin.
+The child's side is pipeline/store_child.py; what both share, pipeline/store_status.py.
 """
 
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import json
 import logging
 import os
-import pickle
 import secrets
 import select
-import signal
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from multiprocessing.connection import Client, Connection, Listener
+from multiprocessing.connection import Client, Connection
 from typing import Any
 
 from cadlink.config import Settings
 from cadlink.ingest.buffer import Backlog
 from cadlink.pipeline.loader import LoaderStats
-from cadlink.store.events.base import EventStore
-from cadlink.store.events.remote import (
-    BATCH,
-    END,
-    ERROR,
-    OK,
-    RemoteError,
-    RemoteEventStore,
-    StoreUnavailable,
-)
+from cadlink.pipeline.store_status import READY, StoreStatus, embedded
+from cadlink.store.events.remote import OK, RemoteEventStore, StoreUnavailable
 
 log = logging.getLogger(__name__)
-
-READY = "ready"
-# The reads the web process may ask for (the write half stays in this process).
-READS = frozenset(
-    {"fetch", "list_events", "list_sessions", "dropped", "dead_letters", "count_events"}
-    | {"ping", "memory"}
-)
-_PR_SET_PDEATHSIG = 1
-
-
-@dataclass(frozen=True)
-class StoreStatus:
-    """What the store process reports to the web process on every poll."""
-
-    stats: LoaderStats
-    backlog_bytes: int
-    pid: int
-    rss_bytes: int = 0
-
-
-def embedded(settings: Settings) -> bool:
-    """Whether the event store is a file only one process may open (DuckDB)."""
-    return settings.events_url.startswith("duckdb://")
-
-
-# -- the web process's side ----------------------------------------------------------------
 
 
 @dataclass
@@ -127,15 +90,6 @@ class StoreProcess:
         self._failure: str | None = None
         self._stopping = threading.Event()
         self._child: _Child | None = None
-
-    def reader(self) -> EventStore:
-        """The event store the web process reads: this process's child for an embedded store,
-        else the shared server (which the child writes)."""
-        if embedded(self.settings):
-            return self.client
-        from cadlink.services import build_events
-
-        return build_events(self.settings)
 
     # LoaderControl ----------------------------------------------------------------------------
 
@@ -247,9 +201,9 @@ class StoreProcess:
             "parent": os.getpid(),
         }
         proc = subprocess.Popen(
-            # Not `-m`: classes pickled to the web process must live in this module, not
-            # in the child's `__main__`.
-            [sys.executable, "-c", "from cadlink.pipeline.store_process import main; main()"],
+            # Not `-m`: classes pickled to the web process must live in a module, not in
+            # the child's `__main__`.
+            [sys.executable, "-c", "from cadlink.pipeline.store_child import main; main()"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             close_fds=True,
@@ -279,10 +233,10 @@ class StoreProcess:
         before = self._status.stats.events_stored
         if self._raw_pid and status.pid != self._raw_pid:
             # A new child counts from zero: what its predecessors counted carries on.
-            self._earlier = _added(self._earlier, self._raw, LoaderStats())
+            self._earlier = _sum(self._earlier, self._raw)
         self._raw, self._raw_pid = status.stats, status.pid
         status = StoreStatus(
-            _added(self._earlier, LoaderStats(), status.stats),
+            _sum(self._earlier, status.stats),
             status.backlog_bytes,
             status.pid,
             status.rss_bytes,
@@ -311,22 +265,18 @@ class StoreProcess:
             child.proc.wait()
 
 
-def _added(earlier: LoaderStats, last: LoaderStats, current: LoaderStats) -> LoaderStats:
-    """Counts of `earlier` plus `last`'s plus `current`'s; times and the newest event from the
-    latest that has them."""
-    newest = current if current.last_batch_at else last if last.last_batch_at else earlier
+def _sum(earlier: LoaderStats, later: LoaderStats) -> LoaderStats:
+    """The counts of two store processes, one after the other; times from the later one
+    once it has any."""
+    newest = later if later.last_batch_at else earlier
     return LoaderStats(
-        batches=earlier.batches + last.batches + current.batches,
-        events_stored=earlier.events_stored + last.events_stored + current.events_stored,
-        events_dropped=earlier.events_dropped + last.events_dropped + current.events_dropped,
+        batches=earlier.batches + later.batches,
+        events_stored=earlier.events_stored + later.events_stored,
+        events_dropped=earlier.events_dropped + later.events_dropped,
         last_batch_at=newest.last_batch_at,
-        last_event_received_ms=max(
-            earlier.last_event_received_ms,
-            last.last_event_received_ms,
-            current.last_event_received_ms,
-        ),
-        errors=earlier.errors + last.errors + current.errors,
-        dead_letters=earlier.dead_letters + last.dead_letters + current.dead_letters,
+        last_event_received_ms=max(earlier.last_event_received_ms, later.last_event_received_ms),
+        errors=earlier.errors + later.errors,
+        dead_letters=earlier.dead_letters + later.dead_letters,
     )
 
 
@@ -348,165 +298,3 @@ def _read_line(stream: Any, timeout: float) -> str:
             break
         buf += chunk
     return buf.split(b"\n", 1)[0].decode(errors="replace").strip()
-
-
-# -- the store process's side --------------------------------------------------------------
-
-
-class _Server:
-    """Answers the web process: one thread per connection (the client pools them)."""
-
-    def __init__(self, store: EventStore, status: Callable[[], StoreStatus]) -> None:
-        self.store = store
-        self.status = status
-        self.stopping = threading.Event()
-
-    def serve(self, listener: Listener) -> None:
-        while True:
-            try:
-                conn = listener.accept()
-            except (OSError, EOFError):
-                if self.stopping.is_set():
-                    return
-                continue  # a client that failed the handshake
-            threading.Thread(target=self._answer, args=(conn,), daemon=True).start()
-
-    def _answer(self, conn: Connection) -> None:
-        with conn:
-            while True:
-                try:
-                    method, args = conn.recv()
-                except (OSError, EOFError):
-                    return
-                try:
-                    self._dispatch(conn, method, args)
-                except (OSError, EOFError):
-                    return
-
-    def _dispatch(self, conn: Connection, method: str, args: tuple[Any, ...]) -> None:
-        if method == "stream":
-            self._stream(conn, args)
-            return
-        try:
-            if method == "status":
-                value: Any = self.status()
-            elif method == "stop":
-                self.stopping.set()
-                value = None
-            elif method in READS:
-                value = getattr(self.store, method)(*args)
-            else:
-                raise ValueError(f"the store process does not answer {method!r}")
-        except Exception as e:
-            conn.send((ERROR, _sendable(e)))
-            return
-        conn.send((OK, value))
-
-    def _stream(self, conn: Connection, args: tuple[Any, ...]) -> None:
-        try:
-            schema, batches = self.store.stream(*args)
-        except Exception as e:
-            conn.send((ERROR, _sendable(e)))
-            return
-        conn.send((OK, schema))
-        try:
-            for batch in batches:
-                conn.send((BATCH, batch))
-        except (OSError, EOFError):
-            raise
-        except Exception as e:
-            conn.send((ERROR, _sendable(e)))
-            return
-        conn.send((END, None))
-
-
-def _sendable(error: Exception) -> Exception:
-    """`error` as it is if the web process can unpickle it without importing the store's
-    libraries (DuckDB's exceptions would load DuckDB there), else a `RemoteError` saying it."""
-    module = type(error).__module__
-    if module == "builtins" or module.startswith("cadlink."):
-        try:
-            pickle.dumps(error)
-        except Exception as e:
-            log.debug("cannot send %r as it is: %s", error, e)
-        else:
-            return error
-    return RemoteError(f"{type(error).__name__}: {error}")
-
-
-def _die_with_parent(parent: int) -> None:
-    """SIGKILL this process when the web process's keeper thread ends (Linux)."""
-    with contextlib.suppress(OSError, AttributeError):
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-    if os.getppid() != parent:  # it died before the line above
-        os._exit(1)
-
-
-def _rss_bytes() -> int:
-    with contextlib.suppress(OSError, ValueError, IndexError), open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    return 0
-
-
-def run(
-    settings: Settings, address: str, authkey: bytes, ready: Callable[[], None], parent: int
-) -> None:
-    """The store process: open the stores, serve the web process, load until told to stop."""
-    from cadlink.services import build_loader, build_meta, open_events_waiting
-
-    meta = build_meta(settings)
-    store = open_events_waiting(settings)
-    backlog = Backlog()
-    loader = build_loader(settings, meta, store, backlog)
-    server = _Server(
-        store,
-        lambda: StoreStatus(_copy_stats(loader.stats), backlog.bytes, os.getpid(), _rss_bytes()),
-    )
-    # The web process stops this one (after its last request): a signal meant for the server
-    # (Ctrl-C reaches the whole process group, systemd signals the whole unit) is not for us,
-    # or the keeper would see an exit it did not ask for and start another store process.
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    listener = Listener(address, family="AF_UNIX", authkey=authkey)
-    threading.Thread(target=server.serve, args=(listener,), name="store-rpc", daemon=True).start()
-    import gc
-
-    gc.collect()
-    gc.freeze()  # as in the web process: the collector no longer walks what lives forever
-    loader.start()
-    ready()
-    while not server.stopping.wait(1.0):
-        if os.getppid() != parent:  # orphaned (should the death signal not have come)
-            break
-    loader.stop()  # stores what the spool holds
-    store.close()
-    meta.engine.dispose()
-    listener.close()
-
-
-def _copy_stats(stats: LoaderStats) -> LoaderStats:
-    return LoaderStats(**vars(stats))
-
-
-def main() -> None:
-    config = json.loads(sys.stdin.readline())
-    parent = int(config["parent"])
-    _die_with_parent(parent)
-    settings = Settings(**config["settings"])
-    from cadlink.logs import configure_logging
-
-    configure_logging(settings.log_level)
-
-    def ready() -> None:
-        sys.stdout.write(READY + "\n")
-        sys.stdout.flush()
-
-    try:
-        run(settings, config["address"], bytes.fromhex(config["authkey"]), ready, parent)
-    except Exception as e:
-        log.exception("the store process failed")
-        with contextlib.suppress(OSError, ValueError):
-            sys.stdout.write(f"error: {e}\n".replace("\n", " ").rstrip() + "\n")
-            sys.stdout.flush()
-        sys.exit(1)

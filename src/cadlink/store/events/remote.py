@@ -71,23 +71,31 @@ class RemoteEventStore:
         """Run `method(*args)` on the store process's store; its exception is raised here.
         With `timeout`, a store process that has not answered within it is unavailable (a
         report may take long; the keeper's polls may not)."""
+        conn, (kind, value) = self._ask(method, args, timeout)
+        self._idle.put(conn)
+        if kind == ERROR:
+            raise value
+        return value
+
+    def _ask(
+        self, method: str, args: tuple[Any, ...], timeout: float | None = None
+    ) -> tuple[Connection, tuple[str, Any]]:
+        """Send one request and read the first answer, on a connection the caller then owns;
+        a connection left out of step (no answer, an interrupted read) is closed."""
         conn = self._connect()
         try:
             conn.send((method, args))
             if timeout is not None and not conn.poll(timeout):
                 conn.close()
                 raise StoreUnavailable(f"the event store process did not answer in {timeout} s")
-            kind, value = conn.recv()
+            answer: tuple[str, Any] = conn.recv()
         except (OSError, EOFError) as e:
             conn.close()
             raise StoreUnavailable(f"the event store process went away: {e}") from None
         except BaseException:
-            conn.close()  # interrupted mid-answer: the connection is out of step
+            conn.close()
             raise
-        self._idle.put(conn)
-        if kind == ERROR:
-            raise value
-        return value
+        return conn, answer
 
     # -- reads --------------------------------------------------------------------------------
 
@@ -98,13 +106,7 @@ class RemoteEventStore:
     def stream(
         self, table: str, site_id: str, start: datetime, end: datetime, batch_rows: int = 50_000
     ) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
-        conn = self._connect()
-        try:
-            conn.send(("stream", (table, site_id, start, end, batch_rows)))
-            kind, value = conn.recv()
-        except (OSError, EOFError) as e:
-            conn.close()
-            raise StoreUnavailable(f"the event store process went away: {e}") from None
+        conn, (kind, value) = self._ask("stream", (table, site_id, start, end, batch_rows))
         if kind == ERROR:
             self._idle.put(conn)
             raise value

@@ -1,0 +1,194 @@
+"""The store process itself (its keeper in the web process is pipeline/store_process.py).
+
+`main()` reads its configuration on stdin, dies with the web process's keeper thread, opens
+the stores and the parsers (it is an entry point, like cli.py: it wires them with
+`cadlink.services`), starts the loader and answers the web process: one thread per
+connection, only the reads of `EventStore` (the loader is the only writer), its loader's
+numbers (`status`) and `stop`. Exceptions go back as they are when the web process can
+unpickle them without DuckDB, else as a `RemoteError` naming them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import gc
+import json
+import logging
+import os
+import pickle
+import signal
+import sys
+import threading
+from collections.abc import Callable
+from dataclasses import replace
+from multiprocessing.connection import Connection, Listener
+from typing import Any
+
+from cadlink.config import Settings
+from cadlink.ingest.buffer import Backlog
+from cadlink.pipeline.store_status import READY, StoreStatus
+from cadlink.store.events.base import EventStore
+from cadlink.store.events.remote import BATCH, END, ERROR, OK, RemoteError
+
+log = logging.getLogger(__name__)
+
+# The reads the web process may ask for (the write half stays in this process).
+READS = frozenset(
+    {"fetch", "list_events", "list_sessions", "dropped", "dead_letters", "count_events"}
+    | {"ping", "memory"}
+)
+_PR_SET_PDEATHSIG = 1
+
+
+class _Server:
+    """Answers the web process: one thread per connection (the client pools them)."""
+
+    def __init__(self, store: EventStore, status: Callable[[], StoreStatus]) -> None:
+        self.store = store
+        self.status = status
+        self.stopping = threading.Event()
+
+    def serve(self, listener: Listener) -> None:
+        while True:
+            try:
+                conn = listener.accept()
+            except (OSError, EOFError):
+                if self.stopping.is_set():
+                    return
+                continue  # a client that failed the handshake
+            threading.Thread(target=self._answer, args=(conn,), daemon=True).start()
+
+    def _answer(self, conn: Connection) -> None:
+        with conn:
+            while True:
+                try:
+                    method, args = conn.recv()
+                except (OSError, EOFError):
+                    return
+                try:
+                    self._dispatch(conn, method, args)
+                except (OSError, EOFError):
+                    return
+
+    def _dispatch(self, conn: Connection, method: str, args: tuple[Any, ...]) -> None:
+        if method == "stream":
+            self._stream(conn, args)
+            return
+        try:
+            if method == "status":
+                value: Any = self.status()
+            elif method == "stop":
+                self.stopping.set()
+                value = None
+            elif method in READS:
+                value = getattr(self.store, method)(*args)
+            else:
+                raise ValueError(f"the store process does not answer {method!r}")
+        except Exception as e:
+            conn.send((ERROR, _sendable(e)))
+            return
+        conn.send((OK, value))
+
+    def _stream(self, conn: Connection, args: tuple[Any, ...]) -> None:
+        try:
+            schema, batches = self.store.stream(*args)
+        except Exception as e:
+            conn.send((ERROR, _sendable(e)))
+            return
+        conn.send((OK, schema))
+        try:
+            for batch in batches:
+                conn.send((BATCH, batch))
+        except (OSError, EOFError):
+            raise
+        except Exception as e:
+            conn.send((ERROR, _sendable(e)))
+            return
+        conn.send((END, None))
+
+
+def _sendable(error: Exception) -> Exception:
+    """`error` as it is if the web process can unpickle it without importing the store's
+    libraries (DuckDB's exceptions would load DuckDB there), else a `RemoteError` saying it."""
+    module = type(error).__module__
+    if module == "builtins" or module.startswith("cadlink."):
+        try:
+            pickle.dumps(error)
+        except Exception as e:
+            log.debug("cannot send %r as it is: %s", error, e)
+        else:
+            return error
+    return RemoteError(f"{type(error).__name__}: {error}")
+
+
+def _die_with_parent(parent: int) -> None:
+    """SIGKILL this process when the web process's keeper thread ends (Linux)."""
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:  # it died before the line above
+        os._exit(1)
+
+
+def _rss_bytes() -> int:
+    with contextlib.suppress(OSError, ValueError, IndexError), open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    return 0
+
+
+def run(
+    settings: Settings, address: str, authkey: bytes, ready: Callable[[], None], parent: int
+) -> None:
+    """The store process: open the stores, serve the web process, load until told to stop."""
+    from cadlink.services import build_loader, build_meta, open_events_waiting
+
+    meta = build_meta(settings)
+    store = open_events_waiting(settings)
+    backlog = Backlog()
+    loader = build_loader(settings, meta, store, backlog)
+    server = _Server(
+        store,
+        lambda: StoreStatus(replace(loader.stats), backlog.bytes, os.getpid(), _rss_bytes()),
+    )
+    # The web process stops this one (after its last request): a signal meant for the server
+    # (Ctrl-C reaches the whole process group, systemd signals the whole unit) is not for us,
+    # or the keeper would see an exit it did not ask for and start another store process.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    listener = Listener(address, family="AF_UNIX", authkey=authkey)
+    threading.Thread(target=server.serve, args=(listener,), name="store-rpc", daemon=True).start()
+    gc.collect()
+    gc.freeze()  # as in the web process: the collector no longer walks what lives forever
+    loader.start()
+    ready()
+    while not server.stopping.wait(1.0):
+        if os.getppid() != parent:  # orphaned (should the death signal not have come)
+            break
+    loader.stop()  # stores what the spool holds
+    store.close()
+    meta.engine.dispose()
+    listener.close()
+
+
+def main() -> None:
+    config = json.loads(sys.stdin.readline())
+    parent = int(config["parent"])
+    _die_with_parent(parent)
+    settings = Settings(**config["settings"])
+    from cadlink.logs import configure_logging
+
+    configure_logging(settings.log_level)
+
+    def ready() -> None:
+        sys.stdout.write(READY + "\n")
+        sys.stdout.flush()
+
+    try:
+        run(settings, config["address"], bytes.fromhex(config["authkey"]), ready, parent)
+    except Exception as e:
+        log.exception("the store process failed")
+        with contextlib.suppress(OSError, ValueError):
+            sys.stdout.write(f"error: {e}\n".replace("\n", " ").rstrip() + "\n")
+            sys.stdout.flush()
+        sys.exit(1)

@@ -54,6 +54,7 @@ def serve(host: str | None, port: int | None) -> None:
     from cadlink.app import create_app
     from cadlink.logs import configure_logging
     from cadlink.services import Services
+    from cadlink.web.collect_protocol import collect_protocol
 
     settings = _settings()
     configure_logging(settings.log_level)
@@ -84,6 +85,9 @@ def serve(host: str | None, port: int | None) -> None:
         server_header=False,
         proxy_headers=False,  # we read X-Forwarded-For ourselves, from trusted proxies only
         timeout_graceful_shutdown=10,
+        # uvicorn's protocol, with collect requests answered without the ASGI round trip
+        # (web/collect_protocol.py).
+        http=collect_protocol(app.collect),
     )
 
 

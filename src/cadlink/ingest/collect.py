@@ -14,7 +14,7 @@ import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from datetime import UTC, datetime
 from functools import lru_cache
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgspec
 
@@ -84,8 +84,19 @@ class _SiteMiss(Exception):
         self.site_id = site_id
 
 
-# Constant answers, sent as they are (uvicorn only reads them).
-_NO_CONTENT = {"type": "http.response.start", "status": 204, "headers": ()}
+class Answer(NamedTuple):
+    """A collect response as the server writes it: status, headers (content-length included
+    when there is a body), body. The ASGI handler sends it as two messages; `cadlink serve`'s
+    HTTP protocol writes it straight to the connection (web/collect_protocol.py)."""
+
+    status: int
+    headers: tuple[tuple[bytes, bytes], ...]
+    body: bytes
+
+
+NO_CONTENT = Answer(204, (), b"")  # the common answer: an event from a page without CORS
+# Constant ASGI messages for it, sent as they are (uvicorn only reads them).
+_NO_CONTENT_START = {"type": "http.response.start", "status": 204, "headers": ()}
 _EMPTY = {"type": "http.response.body", "body": b""}
 
 
@@ -150,62 +161,89 @@ class CollectHandler:
         method = scope["method"]
         if method != "POST":
             if method == "OPTIONS":
-                await self._preflight(send, origin, headers)
+                await _send(send, _preflight(origin, headers))
             else:
-                await _error(send, 405, "method_not_allowed", "use POST", None, origin, ())
+                answer = _rejected(Rejection(405, "method_not_allowed", "use POST"), origin)
+                await _send(send, answer)
             return
         try:
-            declared = headers.get(b"content-length")
-            if declared is not None and declared.isdigit() and int(declared) > self.max_body:
-                raise Rejection(
-                    413, "body_too_large", f"request body exceeds {self.max_body} bytes"
-                )
-            peer = scope.get("client")
-            xff = headers.get(b"x-forwarded-for")
-            ip = peer[0] if peer else ""
-            if xff is not None:
-                ip = client_ip(ip, xff.decode("latin-1"), self.trusted)
-            if self.limiter.enabled:
-                wait = self.limiter.allow(ip)
-                if wait:
-                    raise Rejection(
-                        429, "rate_limited", "too many requests from this address", None,
-                        int(wait) + 1,
-                    )  # fmt: skip
+            ip = self._admit(headers, scope.get("client"))
             message = await receive()
             if message.get("more_body", False) or message["type"] != "http.request":
                 body = await _read_body(message, receive, self.max_body)
             else:
                 body = message.get("body", b"")
-                if len(body) > self.max_body:
-                    raise Rejection(
-                        413, "body_too_large", f"request body exceeds {self.max_body} bytes"
-                    )
             try:
-                accepted = self._accept(ip, headers, body, origin)
+                answer = self._answer(scope["path"], ip, headers, body, origin)
             except _SiteMiss as miss:
                 # The in-memory map answers almost always; only a miss may await a refresh.
                 if await self.sites.lookup(miss.site_id) is None:
                     raise Rejection(
                         400, "unknown_site", f"no site with id {miss.site_id!r}", "siteId"
                     ) from None
-                accepted = self._accept(ip, headers, body, origin)
+                answer = self._answer(scope["path"], ip, headers, body, origin)
         except Rejection as r:
             self.metrics.reject(r.code)
-            extra: tuple[tuple[bytes, bytes], ...] = ()
-            if r.retry_after is not None:
-                extra = ((b"retry-after", str(r.retry_after).encode()),)
-            await _error(send, r.status, r.code, r.message, r.field, origin, extra)
-            return
-        self.metrics.requests["accepted"] += 1
-        if scope["path"].rstrip("/").endswith("/batch"):
-            answer = b'{"success":true,"queued":%d}' % accepted
-            await _respond(send, 200, answer, origin, ((b"content-type", b"application/json"),))
-        elif origin is None:
-            await send(_NO_CONTENT)
+            answer = _rejected(r, origin)
+        if answer is NO_CONTENT:
+            await send(_NO_CONTENT_START)
             await send(_EMPTY)
         else:
-            await _respond(send, 204, b"", origin, ())
+            await _send(send, answer)
+
+    def answer_post(
+        self,
+        path: str,
+        headers: dict[bytes, bytes],
+        peer: tuple[str, int] | None,
+        body: bytes,
+    ) -> Answer | None:
+        """The whole answer to a POST whose body has been read, without awaiting: None when
+        the request names a site this process has not loaded yet (the caller then hands it
+        to the ASGI handler, which looks the site up)."""
+        origin_b = headers.get(b"origin")
+        origin = origin_b.decode("latin-1") if origin_b is not None else None
+        try:
+            ip = self._admit(headers, peer)
+            return self._answer(path, ip, headers, body, origin)
+        except _SiteMiss:
+            return None
+        except Rejection as r:
+            self.metrics.reject(r.code)
+            return _rejected(r, origin)
+
+    def _admit(self, headers: dict[bytes, bytes], peer: tuple[str, int] | None) -> str:
+        """Checks before the body is read: its declared size and the client's rate; returns
+        the client's address."""
+        declared = headers.get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_body:
+            raise Rejection(413, "body_too_large", f"request body exceeds {self.max_body} bytes")
+        xff = headers.get(b"x-forwarded-for")
+        ip = peer[0] if peer else ""
+        if xff is not None:
+            ip = client_ip(ip, xff.decode("latin-1"), self.trusted)
+        if self.limiter.enabled:
+            wait = self.limiter.allow(ip)
+            if wait:
+                raise Rejection(
+                    429, "rate_limited", "too many requests from this address", None,
+                    int(wait) + 1,
+                )  # fmt: skip
+        return ip
+
+    def _answer(
+        self, path: str, ip: str, headers: dict[bytes, bytes], body: bytes, origin: str | None
+    ) -> Answer:
+        if len(body) > self.max_body:
+            raise Rejection(413, "body_too_large", f"request body exceeds {self.max_body} bytes")
+        accepted = self._accept(ip, headers, body, origin)
+        self.metrics.requests["accepted"] += 1
+        if path.rstrip("/").endswith("/batch"):
+            answer = b'{"success":true,"queued":%d}' % accepted
+            return _answer(200, answer, origin, ((b"content-type", b"application/json"),))
+        if origin is None:
+            return NO_CONTENT
+        return _answer(204, b"", origin, ())
 
     def _accept(self, ip: str, headers: dict[bytes, bytes], body: bytes, origin: str | None) -> int:
         """Validate, check the sites, buffer one record per site; returns the event count."""
@@ -294,17 +332,18 @@ class CollectHandler:
             self.metrics.events_accepted += stored
         return count
 
-    async def _preflight(self, send: Send, origin: str | None, headers: dict[bytes, bytes]) -> None:
-        # The body (and so the site) is unknown at preflight; the POST itself is checked.
-        extra = (
-            (b"access-control-allow-methods", b"POST, OPTIONS"),
-            (
-                b"access-control-allow-headers",
-                headers.get(b"access-control-request-headers", b"content-type"),
-            ),
-            (b"access-control-max-age", b"86400"),
-        )
-        await _respond(send, 204, b"", origin, extra)
+
+def _preflight(origin: str | None, headers: dict[bytes, bytes]) -> Answer:
+    # The body (and so the site) is unknown at preflight; the POST itself is checked.
+    extra = (
+        (b"access-control-allow-methods", b"POST, OPTIONS"),
+        (
+            b"access-control-allow-headers",
+            headers.get(b"access-control-request-headers", b"content-type"),
+        ),
+        (b"access-control-max-age", b"86400"),
+    )
+    return _answer(204, b"", origin, extra)
 
 
 def _check_properties(event: CollectedEvent, raw: bytes, index: int, count: int) -> None:
@@ -369,45 +408,38 @@ async def _read_body(first: Message, receive: Receive, limit: int) -> bytes:
         message = await receive()
 
 
-def _cors(origin: str | None) -> list[tuple[bytes, bytes]]:
-    if origin is None:
-        return []
-    return [
-        (b"access-control-allow-origin", origin.encode("latin-1")),
-        (b"vary", b"Origin"),
-    ]
-
-
-async def _respond(
-    send: Send, status: int, body: bytes, origin: str | None, extra: tuple[tuple[bytes, bytes], ...]
-) -> None:
-    headers = _cors(origin)
+def _answer(
+    status: int, body: bytes, origin: str | None, extra: tuple[tuple[bytes, bytes], ...]
+) -> Answer:
+    headers: list[tuple[bytes, bytes]] = []
+    if origin is not None:
+        headers += (
+            (b"access-control-allow-origin", origin.encode("latin-1")),
+            (b"vary", b"Origin"),
+        )
     headers.extend(extra)
     if status != 204:
         headers.append((b"content-length", str(len(body)).encode()))
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
+    return Answer(status, tuple(headers), body)
 
 
-async def _error(
-    send: Send,
-    status: int,
-    code: str,
-    message: str,
-    field: str | None,
-    origin: str | None,
-    extra: tuple[tuple[bytes, bytes], ...],
-) -> None:
-    details: dict[str, str] = {"field": _camel(field)} if field else {}
+def _rejected(r: Rejection, origin: str | None) -> Answer:
+    details: dict[str, str] = {"field": _camel(r.field)} if r.field else {}
     body = _json.encode(
-        {"success": False, "error": {"code": code, "message": message, "details": details}}
+        {"success": False, "error": {"code": r.code, "message": r.message, "details": details}}
     )
-    headers = (
+    headers: tuple[tuple[bytes, bytes], ...] = (
         (b"content-type", b"application/json"),
-        (b"x-cadlink-rejected", code.encode()),
-        *extra,
+        (b"x-cadlink-rejected", r.code.encode()),
     )
-    await _respond(send, status, body, origin, headers)
+    if r.retry_after is not None:
+        headers += ((b"retry-after", str(r.retry_after).encode()),)
+    return _answer(r.status, body, origin, headers)
+
+
+async def _send(send: Send, answer: Answer) -> None:
+    await send({"type": "http.response.start", "status": answer.status, "headers": answer.headers})
+    await send({"type": "http.response.body", "body": answer.body})
 
 
 def _camel(field: str) -> str:

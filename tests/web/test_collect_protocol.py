@@ -18,12 +18,12 @@ from typing import Any
 
 import pytest
 import uvicorn
-from tests.cadlink_fixtures import FAST_HASHER, make_settings, wait_for
 from uvicorn.server import ServerState
 
 from cadlink.app import CadlinkApp, create_app
 from cadlink.services import Services
 from cadlink.web.collect_protocol import collect_protocol
+from cadlink_fixtures import FAST_HASHER, make_settings, wait_for
 
 ORIGIN = "https://shop.example"
 

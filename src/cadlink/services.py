@@ -14,8 +14,6 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from cadlink.auth.passwords import PasswordHasher
-from cadlink.auth.service import AuthService
 from cadlink.config import Settings
 from cadlink.ingest.buffer import Backlog, SpoolReader, SpoolWriter
 from cadlink.ingest.metrics import IngestMetrics
@@ -24,19 +22,27 @@ from cadlink.ingest.sites import SiteDirectory, SiteInfo
 from cadlink.pipeline.loader import Loader, LoaderControl
 from cadlink.store.events import EventStore, open_event_store
 from cadlink.store.events.staged import Identity
-from cadlink.store.meta.db import make_engine, migrate
-from cadlink.store.meta.repository import MetaStore
 
 if TYPE_CHECKING:
-    # The parsers and DuckDB load only where the loader runs (the store process of
-    # `cadlink serve`): the web process never imports them.
+    # Loaded only where they are used. The parsers and DuckDB: where the loader runs (the
+    # store process of `cadlink serve`), never in the web process. The metadata store and
+    # accounts: never in the store process (it hands identified users to the web process),
+    # which so loads neither SQLAlchemy nor the password hasher.
+    from collections.abc import Callable
+
+    from cadlink.auth.passwords import PasswordHasher
+    from cadlink.auth.service import AuthService
     from cadlink.ingest.enrich.geo import GeoLocator
     from cadlink.ingest.enrich.useragent import UserAgentParser
+    from cadlink.store.meta.repository import MetaStore
 
 log = logging.getLogger(__name__)
 
 
 def build_meta(settings: Settings) -> MetaStore:
+    from cadlink.store.meta.db import make_engine, migrate
+    from cadlink.store.meta.repository import MetaStore
+
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     engine = make_engine(settings.database_url)
     migrate(engine)
@@ -46,6 +52,9 @@ def build_meta(settings: Settings) -> MetaStore:
 def build_auth(
     settings: Settings, meta: MetaStore, hasher: PasswordHasher | None = None
 ) -> AuthService:
+    from cadlink.auth.passwords import PasswordHasher
+    from cadlink.auth.service import AuthService
+
     return AuthService(
         meta,
         hasher or PasswordHasher(),
@@ -102,20 +111,17 @@ def open_events_waiting(settings: Settings, wait: float = 15.0) -> EventStore:
 
 
 def build_loader(
-    settings: Settings, meta: MetaStore, events: EventStore, backlog: Backlog
+    settings: Settings,
+    events: EventStore,
+    backlog: Backlog,
+    on_identities: Callable[[list[Identity]], None] | None = None,
 ) -> Loader:
     """The loader of the spool in `settings`' data dir, with its parsers (loaded here, once;
-    the loader asks them only about values it has not seen before: store/events/staging.py)."""
+    the loader asks them only about values it has not seen before: store/events/staging.py).
+    `on_identities` receives the identified users of each batch (`identity_recorder`)."""
     from cadlink.pipeline.enrichment import Enricher
 
     enricher = Enricher(build_ua_parser(), build_geo(settings), settings.late_event_hours)
-
-    def record_identities(identities: list[Identity]) -> None:
-        for ident in identities:
-            site = meta.get_site(ident.site_id)
-            if site is not None:
-                meta.upsert_site_user(site.id, ident.user_id, ident.traits, ident.seen_at)
-
     return Loader(
         SpoolReader(settings.spool_dir),
         events,
@@ -124,8 +130,20 @@ def build_loader(
         interval=settings.loader_interval_seconds,
         max_delay=settings.loader_max_delay_seconds,
         backlog=backlog,
-        on_identities=record_identities,
+        on_identities=on_identities,
     )
+
+
+def identity_recorder(meta: MetaStore) -> Callable[[list[Identity]], None]:
+    """Records identified users as site users of the metadata store (the CRM's list)."""
+
+    def record(identities: list[Identity]) -> None:
+        for ident in identities:
+            site = meta.get_site(ident.site_id)
+            if site is not None:
+                meta.upsert_site_user(site.id, ident.user_id, ident.traits, ident.seen_at)
+
+    return record
 
 
 def site_infos(meta: MetaStore) -> list[SiteInfo]:
@@ -186,7 +204,7 @@ class Services:
             from cadlink.pipeline.store_process import StoreProcess
             from cadlink.pipeline.store_status import embedded
 
-            keeper = StoreProcess(settings, backlog)
+            keeper = StoreProcess(settings, backlog, on_identities=identity_recorder(meta))
             try:
                 keeper.start()
             except BaseException:
@@ -199,7 +217,7 @@ class Services:
             loader = keeper
         else:
             events = build_events(settings)
-            loader = build_loader(settings, meta, events, backlog)
+            loader = build_loader(settings, events, backlog, identity_recorder(meta))
 
         async def load_sites() -> list[SiteInfo]:
             return await asyncio.to_thread(site_infos, meta)

@@ -20,8 +20,10 @@ from cadlink.config import Settings
 from cadlink.events import Envelope, IncomingEvent, encode_envelope
 from cadlink.ingest.buffer import Backlog, SpoolWriter
 from cadlink.pipeline.store_process import StoreProcess
+from cadlink.pipeline.store_status import IdentityOutbox
 from cadlink.services import build_meta
 from cadlink.store.events.remote import RemoteError, RemoteEventStore, StoreUnavailable
+from cadlink.store.events.staged import Identity
 from server_process import process_running
 
 UA = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"
@@ -241,3 +243,83 @@ def test_the_store_process_dies_with_the_web_process(tmp_path: Path) -> None:
             web.kill()
     con = duckdb.connect(str(settings.data_dir / "events.duckdb"))  # the lock is free
     con.close()
+
+
+def _identify(writer: SpoolWriter, users: list[str], when: datetime) -> None:
+    ms = int(when.timestamp() * 1000)
+    for n, user in enumerate(users):
+        event = IncomingEvent(
+            event_type="identify", event_id=f"id-{user}", timestamp=ms + n, user_id=user,
+            properties={"plan": "pro"},
+        )  # fmt: skip
+        writer.put(encode_envelope(Envelope(ms, SITE, n, "203.0.113.0", UA, [event])))
+
+
+def test_identified_users_are_handed_to_the_web_process_at_least_once(tmp_path: Path) -> None:
+    """The keeper records what the child's loader identified; a recording that fails is not
+    acknowledged, so the child sends those users again."""
+    settings = _settings(tmp_path)
+    build_meta(settings)
+    backlog = Backlog()
+    writer = SpoolWriter(settings.spool_dir, fsync="never", backlog=backlog)
+    recorded: list[Identity] = []
+    failures = [RuntimeError("metadata store busy")]
+
+    def record(identities: list[Identity]) -> None:
+        if failures:
+            raise failures.pop()
+        recorded.extend(identities)
+
+    keeper = StoreProcess(settings, backlog, poll_interval=0.05, on_identities=record)
+    keeper.start()
+    try:
+        _identify(writer, [f"u{i}" for i in range(5)], datetime.now(UTC))
+        _wait(lambda: len(recorded) >= 5)
+        assert sorted(i.user_id for i in recorded) == [f"u{i}" for i in range(5)]
+        assert recorded[0].site_id == SITE and recorded[0].traits == {"plan": "pro"}
+        assert not failures  # the first attempt failed and was sent again
+        time.sleep(0.3)
+        assert len(recorded) == 5  # acknowledged: not sent a third time
+        with open(f"/proc/{keeper.status.pid}/maps") as maps:
+            assert "sqlalchemy" not in maps.read()  # the child never opens the metadata
+    finally:
+        keeper.stop()
+        writer.close()
+
+
+def test_users_identified_while_stopping_are_recorded_before_the_child_exits(
+    tmp_path: Path,
+) -> None:
+    settings = _settings(tmp_path).model_copy(update={"loader_interval_seconds": 3600.0})
+    build_meta(settings)
+    backlog = Backlog()
+    writer = SpoolWriter(settings.spool_dir, fsync="never", backlog=backlog)
+    recorded: list[Identity] = []
+    keeper = StoreProcess(settings, backlog, on_identities=recorded.extend)
+    keeper.start()
+    time.sleep(0.5)  # the loader has looked once and now waits an hour
+    _identify(writer, ["late-1", "late-2"], datetime.now(UTC))
+    keeper.stop()  # the child drains the spool on the way out
+    writer.close()
+    assert sorted(i.user_id for i in recorded) == ["late-1", "late-2"]
+
+
+def _ident(n: int) -> Identity:
+    return Identity(SITE, f"u{n}", {}, datetime(2026, 12, 6, tzinfo=UTC))
+
+
+def test_the_identity_outbox_numbers_bounds_and_forgets_what_was_acknowledged() -> None:
+    box = IdentityOutbox(limit=5, per_poll=2)
+    box.add([_ident(n) for n in range(3)])
+    first, upto = box.take(0)
+    assert [i.user_id for i in first] == ["u0", "u1"] and upto == 2
+    again, upto_again = box.take(0)  # nothing acknowledged: the same ones again
+    assert again == first and upto_again == 2
+    rest, upto = box.take(2)
+    assert [i.user_id for i in rest] == ["u2"] and upto == 3
+    assert not box.wait_recorded(timeout=0.01)
+    assert box.take(3) == ((), 3)
+    assert box.wait_recorded(timeout=0.01)
+    box.add([_ident(n) for n in range(10, 18)])  # 8 waiting, room for 5: the 3 oldest go
+    assert box.dropped == 3
+    assert [i.user_id for i in box.take(3)[0]] == ["u13", "u14"]

@@ -116,3 +116,29 @@ def test_on_postgres_the_web_process_reads_the_server_itself(
         assert {e["eventId"] for e in run.stored(4)} == set(ids)
     finally:
         app.close()
+
+
+def test_identified_users_reach_the_crm_through_the_store_process(split: Running) -> None:
+    """The store process does not open the metadata store: the users its loader identifies
+    are handed to the web process, which records them (the CRM reads them there)."""
+    now = int(time.time() * 1000)
+    event = {"eventType": "identify", "eventId": uuid.uuid4().hex, "timestamp": now,
+             "userId": "u-7", "properties": {"plan": "pro"}}  # fmt: skip
+    r = split.client.post(
+        "/api/v1/collect", json={"siteId": split.site_id, "events": [event]}, headers=UA
+    )
+    assert r.status_code == 204, r.text
+
+    def users() -> list[dict[str, object]]:
+        r = split.client.get(
+            "/api/v1/crm/users", params={"siteId": split.site_id}, headers=split.auth
+        )
+        assert r.status_code == 200, r.text
+        data: list[dict[str, object]] = r.json()["data"]
+        return data
+
+    found = wait_for(users, timeout=20)
+    assert [u["userId"] for u in found] == ["u-7"]
+    pid = split.services.loader.status.pid  # type: ignore[attr-defined]
+    with open(f"/proc/{pid}/maps") as maps:
+        assert "sqlalchemy" not in maps.read()

@@ -1,11 +1,12 @@
 """The store process itself (its keeper in the web process is pipeline/store_process.py).
 
 `main()` reads its configuration on stdin, dies with the web process's keeper thread, opens
-the stores and the parsers (it is an entry point, like cli.py: it wires them with
+the event store and the parsers (it is an entry point, like cli.py: it wires them with
 `cadlink.services`), starts the loader and answers the web process: one thread per
 connection, only the reads of `EventStore` (the loader is the only writer), its loader's
-numbers (`status`) and `stop`. Exceptions go back as they are when the web process can
-unpickle them without DuckDB, else as a `RemoteError` naming them.
+numbers and the users it identified (`status`) and `stop`. It never opens the metadata
+store: the web process records the identified users. Exceptions go back as they are when the
+web process can unpickle them without DuckDB, else as a `RemoteError` naming them.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from typing import Any
 
 from cadlink.config import Settings
 from cadlink.ingest.buffer import Backlog
-from cadlink.pipeline.store_status import READY, StoreStatus
+from cadlink.pipeline.store_status import READY, IdentityOutbox, StoreStatus
 from cadlink.store.events.base import EventStore
 from cadlink.store.events.remote import BATCH, END, ERROR, OK, RemoteError
 
@@ -44,7 +45,7 @@ _PR_SET_PDEATHSIG = 1
 class _Server:
     """Answers the web process: one thread per connection (the client pools them)."""
 
-    def __init__(self, store: EventStore, status: Callable[[], StoreStatus]) -> None:
+    def __init__(self, store: EventStore, status: Callable[[int], StoreStatus]) -> None:
         self.store = store
         self.status = status
         self.stopping = threading.Event()
@@ -77,7 +78,7 @@ class _Server:
             return
         try:
             if method == "status":
-                value: Any = self.status()
+                value: Any = self.status(*args)
             elif method == "stop":
                 self.stopping.set()
                 value = None
@@ -141,16 +142,22 @@ def run(
     settings: Settings, address: str, authkey: bytes, ready: Callable[[], None], parent: int
 ) -> None:
     """The store process: open the stores, serve the web process, load until told to stop."""
-    from cadlink.services import build_loader, build_meta, open_events_waiting
+    from cadlink.services import build_loader, open_events_waiting
 
-    meta = build_meta(settings)
     store = open_events_waiting(settings)
     backlog = Backlog()
-    loader = build_loader(settings, meta, store, backlog)
-    server = _Server(
-        store,
-        lambda: StoreStatus(replace(loader.stats), backlog.bytes, os.getpid(), _rss_bytes()),
-    )
+    # Identified users go to the web process, which records them in the metadata store:
+    # this process never opens it (nor loads SQLAlchemy: 25 MB).
+    outbox = IdentityOutbox()
+    loader = build_loader(settings, store, backlog, outbox.add)
+
+    def status(acked: int = 0) -> StoreStatus:
+        identities, upto = outbox.take(acked)
+        return StoreStatus(
+            replace(loader.stats), backlog.bytes, os.getpid(), _rss_bytes(), identities, upto
+        )
+
+    server = _Server(store, status)
     # The web process stops this one (after its last request): a signal meant for the server
     # (Ctrl-C reaches the whole process group, systemd signals the whole unit) is not for us,
     # or the keeper would see an exit it did not ask for and start another store process.
@@ -166,8 +173,9 @@ def run(
         if os.getppid() != parent:  # orphaned (should the death signal not have come)
             break
     loader.stop()  # stores what the spool holds
+    if not outbox.wait_recorded(timeout=10.0):
+        log.warning("the web process did not take the last identified users")
     store.close()
-    meta.engine.dispose()
     listener.close()
 
 

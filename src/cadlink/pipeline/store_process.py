@@ -39,6 +39,7 @@ from cadlink.ingest.buffer import Backlog
 from cadlink.pipeline.loader import LoaderStats
 from cadlink.pipeline.store_status import READY, StoreStatus, embedded
 from cadlink.store.events.remote import OK, RemoteEventStore, StoreUnavailable
+from cadlink.store.events.staged import Identity
 
 log = logging.getLogger(__name__)
 
@@ -62,8 +63,12 @@ class StoreProcess:
         stop_timeout: float = 120.0,
         status_timeout: float = 10.0,
         stuck_after: float = 60.0,
+        on_identities: Callable[[list[Identity]], None] | None = None,
     ) -> None:
         self.settings = settings
+        # Records the identified users the child's loader found (the child does not open
+        # the metadata store); called on the keeper thread.
+        self.on_identities = on_identities
         self.backlog = backlog
         self.poll_interval = poll_interval
         self.ready_timeout = ready_timeout
@@ -85,6 +90,7 @@ class StoreProcess:
         self._raw, self._raw_pid = LoaderStats(), 0  # the current one's own, as it said
         self._polls: Connection | None = None  # the keeper's own connection to the child
         self._asked = False  # a poll was sent and not yet answered
+        self._acked = 0  # the number of the current child's last identity recorded here
         self._keeper: threading.Thread | None = None
         self._ready = threading.Event()
         self._failure: str | None = None
@@ -174,7 +180,7 @@ class StoreProcess:
             return False
         try:
             if not self._asked:
-                conn.send(("status", ()))
+                conn.send(("status", (self._acked,)))
                 self._asked = True
             if not conn.poll(self.status_timeout):
                 return False  # asked already: the answer is read when it comes
@@ -221,6 +227,7 @@ class StoreProcess:
                 proc.wait()
             return line.removeprefix("error: ") or f"the store process exited ({proc.returncode})"
         self._child = _Child(proc)
+        self._acked = 0  # a new child numbers its identities from 1
         self._close_polls()
         try:
             self._polls = Client(self.address, family="AF_UNIX", authkey=self.authkey)
@@ -230,6 +237,7 @@ class StoreProcess:
         return None
 
     def _update(self, status: StoreStatus) -> None:
+        self._record_identities(status)
         before = self._status.stats.events_stored
         if self._raw_pid and status.pid != self._raw_pid:
             # A new child counts from zero: what its predecessors counted carries on.
@@ -250,19 +258,36 @@ class StoreProcess:
             except Exception:
                 log.exception("on_loaded failed")
 
+    def _record_identities(self, status: StoreStatus) -> None:
+        if not status.identities:
+            return
+        if self.on_identities is not None:
+            try:
+                self.on_identities(list(status.identities))
+            except Exception:  # not acknowledged: the child sends them again
+                log.exception("could not record identified users")
+                return
+        self._acked = status.identities_upto
+
     def _shutdown(self) -> None:
         child = self._child
         if child is None or child.proc.poll() is not None:
             return
-        self._close_polls()
         with contextlib.suppress(StoreUnavailable):
             self.client.call("stop", timeout=self.status_timeout)
-        try:
-            child.proc.wait(timeout=self.stop_timeout)
-        except subprocess.TimeoutExpired:
-            log.error("the store process did not stop in %.0f s; killing it", self.stop_timeout)
-            child.proc.kill()
-            child.proc.wait()
+        # The child stores what the spool holds, then waits (a while) until the identified
+        # users it found meanwhile are recorded here: keep polling until it exits.
+        deadline = time.monotonic() + self.stop_timeout
+        while child.proc.poll() is None:
+            if time.monotonic() > deadline:
+                log.error("the store process did not stop in %.0f s; killing it", self.stop_timeout)
+                child.proc.kill()
+                break
+            self._poll()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                child.proc.wait(timeout=self.poll_interval)
+        child.proc.wait()
+        self._close_polls()
 
 
 def _sum(earlier: LoaderStats, later: LoaderStats) -> LoaderStats:

@@ -310,3 +310,26 @@ def test_answered_within_the_parsers_callback(tmp_path: Path) -> None:
     assert seen[1] == b""  # the ASGI route has only started its task
     assert seen[2].startswith(b"HTTP/1.1 204 No Content\r\n")
     assert services.ingest_metrics.events_accepted == 2
+
+
+def test_a_request_handed_to_the_asgi_route_is_rate_limited_once(tmp_path: Path) -> None:
+    """A site the map does not know yet sends the request on to the ASGI handler, which
+    admits it again: the fast path gives back the rate limit's count for it."""
+    settings = make_settings(tmp_path / "data", rate_limit_per_minute=1, rate_limit_burst=2)
+    services = Services.build(settings, hasher=FAST_HASHER)
+    try:
+        known = services.meta.create_site("shop.example", "Shop")
+        services.refresh_now()
+        later = services.meta.create_site("new.example", "New")
+        handler = create_app(settings, services).collect
+        headers = {b"user-agent": _UA.encode()}
+        peer = ("198.51.100.7", 40000)
+
+        def post(site_id: str, event_id: str) -> Any:
+            body = json.dumps(_event(site_id, event_id)).encode()
+            return handler.answer_post("/api/v1/collect", headers, peer, body)
+
+        assert post(later.public_id, "m-1") is None  # handed on: the ASGI route counts it
+        assert [post(known.public_id, f"k-{i}").status for i in range(3)] == [204, 204, 429]
+    finally:
+        asyncio.run(services.stop())

@@ -205,9 +205,11 @@ class CollectHandler:
         origin = origin_b.decode("latin-1") if origin_b is not None else None
         try:
             ip = self._admit(headers, peer)
-            return self._answer(path, ip, headers, body, origin)
-        except _SiteMiss:
-            return None
+            try:
+                return self._answer(path, ip, headers, body, origin)
+            except _SiteMiss:
+                self.limiter.refund(ip)  # the ASGI handler admits this request again
+                return None
         except Rejection as r:
             self.metrics.reject(r.code)
             return _rejected(r, origin)

@@ -34,6 +34,13 @@ class RateLimiter:
             self._prune(now)
         return 0.0
 
+    def refund(self, key: str) -> None:
+        """Give back the request `allow` last counted for `key`: it was handed on unanswered
+        (the ASGI route admits it again)."""
+        if self.enabled and key in self._buckets:
+            tokens, last = self._buckets[key]
+            self._buckets[key] = (min(self.burst, tokens + 1.0), last)
+
     def _prune(self, now: float) -> None:
         full_after = self.burst / self.rate
         self._buckets = {k: v for k, v in self._buckets.items() if now - v[1] < full_after}

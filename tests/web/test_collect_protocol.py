@@ -11,7 +11,7 @@ import json
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -77,6 +77,14 @@ def live(tmp_path: Path) -> Iterator[Live]:
     finally:
         server.should_exit = True
         thread.join(timeout=30)
+
+
+def _in_a_loop_of_its_own(work: Coroutine[Any, Any, None]) -> None:
+    """Run `work` on a loop in a thread of its own: a pytest worker's main thread may hold
+    another test's running loop."""
+    thread = threading.Thread(target=asyncio.run, args=(work,))
+    thread.start()
+    thread.join(timeout=30)
 
 
 def _request(target: str, body: bytes, *headers: str, version: str = "1.1") -> bytes:
@@ -302,10 +310,7 @@ def test_answered_within_the_parsers_callback(tmp_path: Path) -> None:
         finally:
             await services.stop()
 
-    # A loop of its own, in a thread of its own: this thread may hold another test's.
-    thread = threading.Thread(target=asyncio.run, args=(exchange(),))
-    thread.start()
-    thread.join(timeout=30)
+    _in_a_loop_of_its_own(exchange())
     assert seen[0].startswith(b"HTTP/1.1 204 No Content\r\n")
     assert seen[1] == b""  # the ASGI route has only started its task
     assert seen[2].startswith(b"HTTP/1.1 204 No Content\r\n")
@@ -332,4 +337,4 @@ def test_a_request_handed_to_the_asgi_route_is_rate_limited_once(tmp_path: Path)
         assert post(later.public_id, "m-1") is None  # handed on: the ASGI route counts it
         assert [post(known.public_id, f"k-{i}").status for i in range(3)] == [204, 204, 429]
     finally:
-        asyncio.run(services.stop())
+        _in_a_loop_of_its_own(services.stop())

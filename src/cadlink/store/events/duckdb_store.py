@@ -29,9 +29,10 @@ from cadlink.store.events.duckdb_sessions import (
     BOUNCE_MAX_MS,
     DEDUP_SQL,
     DELETE_SQL,
-    FAST_DELETE_SQL,
     FAST_INSERT_SQL,
     FAST_SQL,
+    FAST_UPDATE_SQL,
+    FAST_WIDEN_SQL,
     INSERT_SQL,
     NUMBER_SQL,
     RUNS_SQL,
@@ -342,7 +343,8 @@ class DuckDBEventStore(DuckDBReads):
         con.execute(RUNS_SQL)
         con.execute(VISITORS_SQL, {"gap": gap, "since": since})
         con.execute(FAST_SQL, {"since": since, "bounce_ms": BOUNCE_MAX_MS})
-        con.execute(FAST_DELETE_SQL, {"since": since})
+        con.execute(FAST_UPDATE_SQL, {"since": since})
+        con.execute(FAST_WIDEN_SQL, {"since": since})
         con.execute(FAST_INSERT_SQL)
         con.execute(SLOW_AFFECTED_SQL, {"gap": gap, "since": since})
         bounds = con.execute("SELECT min(lo), max(hi), count(*) FROM affected").fetchone()

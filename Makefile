@@ -26,12 +26,13 @@ $(NPM_STAMP): package.json package-lock.json
 build: $(STAMP) $(NPM_STAMP)
 	npm run --silent build
 
-run: build
+run: build geoip
 	$(BIN)/cadlink init --ensure-admin admin@cadlink.local --demo
 	@echo "Open http://127.0.0.1:8000 — credentials above (also in $(CADLINK_DATA_DIR)/initial-admin-password)"
 	$(BIN)/cadlink serve --host 127.0.0.1 --port 8000
 
-# Local PostgreSQL/Redis and Debian's Chromium are needed by the test suite.
+# Local PostgreSQL/Redis and Debian's Chromium are needed by the test suite; Debian's
+# tor-geoipdb (country data) by `make run` and the tests (best effort: apt needs root).
 services:
 	@pg_isready -q -h 127.0.0.1 -p 5432 || pg_ctlcluster --skip-systemctl-redirect $$(ls /etc/postgresql) main start || true
 	@redis-cli -h 127.0.0.1 ping >/dev/null 2>&1 || redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no || true

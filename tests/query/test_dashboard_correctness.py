@@ -137,7 +137,7 @@ def test_large_ranges_estimate_breakdown_visitors_and_say_so(
 def test_grouped_session_breakdowns_equal_one_statement_each(
     loaded: tuple[DuckDBEventStore, Reference], raw_filters: str, approx: bool
 ) -> None:
-    """The dashboard reads every session breakdown in one GROUPING SETS statement: each must
+    """The dashboard reads every session breakdown in one statement: each must
     equal its own statement, rows, order, ties and the limit included."""
     store, _ = loaded
     period = Period(date(2026, 6, 4), date(2026, 6, 10), "Europe/Berlin")

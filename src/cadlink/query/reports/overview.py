@@ -217,33 +217,20 @@ def _session_row(r: dict[str, Any]) -> dict[str, Any]:
 def session_breakdowns(
     plan: Plan, db: Executor, names: Sequence[str], limit: int, approx: bool = False
 ) -> dict[str, list[dict[str, Any]]]:
-    """`breakdown` for several session dimensions in one statement: GROUPING SETS read the
-    sessions of the range once for all of them instead of once each, and a window keeps each
-    dimension's top `limit` rows in the same order `breakdown` uses."""
+    """`breakdown` for several session dimensions in one statement, which reads the sessions
+    of the range once for all of them; a window keeps each dimension's top `limit` rows in
+    the same order `breakdown` uses."""
     if not names:
         return {}
-    d = plan.dialect
     cols = [plan.session_expr(dimension(n)).text for n in names]
-    k = len(cols)
-    # GROUPING(c1..ck) sets bit k-1-i when column i is *not* grouped: set i has all bits but it.
-    masks = [((1 << k) - 1) ^ (1 << (k - 1 - i)) for i in range(k)]
-    dim_no = "CASE grp " + " ".join(f"WHEN {m} THEN {i}" for i, m in enumerate(masks)) + " END"
-    value = "CASE grp " + " ".join(f"WHEN {m} THEN {c.split('.')[-1]}" for m, c in
-                                   zip(masks, cols, strict=True)) + " END"  # fmt: skip
-    inner = (
-        Sql(f"SELECT GROUPING({', '.join(cols)}) AS grp, {', '.join(cols)}, ")
-        + d.distinct("s.visitor_id", approx=approx)
-        + " AS visitors, count(*) AS sessions, sum(s.page_views) AS page_views, "
-        + "count(*) FILTER (WHERE s.is_bounce) AS bounces "
-        + f"FROM {SESSIONS} s WHERE "
-        + plan.session_where()
-        + f" GROUP BY GROUPING SETS ({', '.join(f'({c})' for c in cols)})"
-    )
+    grouped = _grouping_sets(plan, cols) if approx else _unpivoted(plan, cols)
     ranked = (
-        Sql(f"SELECT {dim_no} AS dim_no, {value} AS value, visitors, sessions, page_views, ")
-        + "bounces, row_number() OVER (PARTITION BY grp ORDER BY visitors DESC, "
-        + f"sessions DESC, {value}) AS rank_no FROM ("
-        + inner
+        Sql(
+            "SELECT dim_no, value, visitors, sessions, page_views, bounces, "
+            "row_number() OVER (PARTITION BY dim_no ORDER BY visitors DESC, sessions DESC, "
+            "value) AS rank_no FROM ("
+        )
+        + grouped
         + ") g"
     )
     rows = plan.run(
@@ -257,6 +244,69 @@ def session_breakdowns(
     for r in rows:
         out[names[int(r["dim_no"])]].append(_session_row(r))
     return out
+
+
+def _grouping_sets(plan: Plan, cols: list[str]) -> Sql:
+    """Estimated visitors: GROUPING SETS, one hash aggregation for every dimension."""
+    k = len(cols)
+    # GROUPING(c1..ck) sets bit k-1-i when column i is *not* grouped: set i has all bits but it.
+    masks = [((1 << k) - 1) ^ (1 << (k - 1 - i)) for i in range(k)]
+    dim_no = "CASE grp " + " ".join(f"WHEN {m} THEN {i}" for i, m in enumerate(masks)) + " END"
+    value = "CASE grp " + " ".join(f"WHEN {m} THEN {c.split('.')[-1]}" for m, c in
+                                   zip(masks, cols, strict=True)) + " END"  # fmt: skip
+    inner = (
+        Sql(f"SELECT GROUPING({', '.join(cols)}) AS grp, {', '.join(cols)}, ")
+        + plan.dialect.distinct("s.visitor_id", approx=True)
+        + " AS visitors, count(*) AS sessions, sum(s.page_views) AS page_views, "
+        + "count(*) FILTER (WHERE s.is_bounce) AS bounces "
+        + f"FROM {SESSIONS} s WHERE "
+        + plan.session_where()
+        + f" GROUP BY GROUPING SETS ({', '.join(f'({c})' for c in cols)})"
+    )
+    return (
+        Sql(f"SELECT {dim_no} AS dim_no, {value} AS value, visitors, sessions, page_views, ")
+        + "bounces FROM ("
+        + inner
+        + ") i"
+    )
+
+
+def _unpivoted(plan: Plan, cols: list[str]) -> Sql:
+    """Exact visitors: each session unpivoted into one row per dimension (`dim_no`, `value`)
+    and counted per value. A visitor with one session in the range counts once with it; only
+    the sessions of visitors with several are counted per visitor first, the rest need no
+    deduplication (at 4 M events, 146 against 499 ms for counting all of them per visitor).
+
+    Not `count(DISTINCT)` over GROUPING SETS: DuckDB 2.0 runs that as two hash aggregations
+    per set side by side, and their fixed allocations alone (34 for 17 dimensions) outgrew
+    a 64MB memory limit at 2.8 k sessions and the default 256MB at 220 k, whatever the
+    groups held. Plain aggregations need memory for their groups only, and spill to disk
+    when those do not fit (docs/benchmarks.md, ninth pass)."""
+    picked = ", ".join(f"{c} AS d{i}" for i, c in enumerate(cols))
+    values = ", ".join(f"CAST(d{i} AS VARCHAR)" for i in range(len(cols)))
+    sums = "sum(page_views) AS page_views, count(*) FILTER (WHERE is_bounce) AS bounces"
+    return (
+        Sql(
+            "WITH u AS (SELECT visitor_id, visits, page_views, is_bounce, "
+            f"unnest(range({len(cols)})) AS dim_no, unnest([{values}]) AS value FROM ("
+            f"SELECT s.visitor_id, s.page_views, s.is_bounce, {picked}, "
+            f"count(*) OVER (PARTITION BY s.visitor_id) AS visits FROM {SESSIONS} s WHERE "
+        )
+        + plan.session_where()
+        + Sql(
+            ") s) "
+            "SELECT dim_no, value, sum(visitors) AS visitors, sum(sessions) AS sessions, "
+            "sum(page_views) AS page_views, sum(bounces) AS bounces FROM ("
+            f"SELECT dim_no, value, count(*) AS visitors, count(*) AS sessions, {sums} "
+            "FROM u WHERE visits = 1 GROUP BY dim_no, value "
+            "UNION ALL "
+            "SELECT dim_no, value, count(*) AS visitors, sum(sessions) AS sessions, "
+            "sum(page_views) AS page_views, sum(bounces) AS bounces FROM ("
+            f"SELECT dim_no, value, visitor_id, count(*) AS sessions, {sums} "
+            "FROM u WHERE visits > 1 GROUP BY dim_no, value, visitor_id) m "
+            "GROUP BY dim_no, value) p GROUP BY dim_no, value"
+        )
+    )
 
 
 def dashboard(

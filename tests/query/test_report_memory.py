@@ -1,0 +1,63 @@
+"""The dashboard runs within a small DuckDB memory limit.
+
+Its session breakdowns once counted distinct visitors over GROUPING SETS, which DuckDB 2.0
+runs as two hash aggregations per dimension side by side: their fixed allocations alone
+outgrew a 64MB limit at 2.8 k sessions (and the default 256MB at 220 k). The memory a report
+needs must grow with what it groups, not with the number of dimensions.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import pytest
+
+from cadlink.ingest.buffer import SpoolReader
+from cadlink.ingest.enrich.geo import GeoLocator
+from cadlink.pipeline.demo import DemoConfig, generate
+from cadlink.pipeline.enrichment import Enricher
+from cadlink.pipeline.loader import Loader
+from cadlink.query import service
+from cadlink.query.reports import overview
+from cadlink.query.spec import Granularity, Period, ReportSpec
+from cadlink.services import build_ua_parser
+from cadlink.store.events.duckdb_store import DuckDBEventStore
+
+SITE = "memory-site"
+
+
+@pytest.fixture(scope="module")
+def store_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    d = tmp_path_factory.mktemp("memory")
+    store = DuckDBEventStore(str(d / "events.duckdb"))
+    enricher = Enricher(build_ua_parser(), GeoLocator(), late_event_hours=24 * 3650)
+    loader = Loader(SpoolReader(d / "spool"), store, enricher)
+    end = datetime(2026, 6, 30, tzinfo=UTC)
+    loader.load_history(generate(DemoConfig(site_id=SITE, days=30, events=50_000, end=end)))
+    store.close()
+    return d / "events.duckdb"
+
+
+@pytest.mark.parametrize("estimated", [False, True])
+def test_the_dashboard_fits_a_64mb_limit(
+    store_path: Path, estimated: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if estimated:
+        monkeypatch.setattr(overview, "APPROX_SESSIONS", 0)  # as if the range were huge
+    period = Period(date(2026, 6, 1), date(2026, 6, 29))
+    spec = ReportSpec(SITE, period, (), Granularity.DAY)
+    roomy = DuckDBEventStore(str(store_path))
+    try:
+        expected = service.dashboard(roomy, spec)
+    finally:
+        roomy.close()
+    small = DuckDBEventStore(str(store_path), memory_limit="64MB")
+    try:
+        got = service.dashboard(small, spec)
+    finally:
+        small.close()
+    assert got == expected
+    assert got["estimated"] == {"breakdownVisitors": estimated}
+    assert got["summary"]["sessions"] > 2_000
+    assert len(got["breakdowns"]["country"]) > 1

@@ -124,7 +124,7 @@ class Plan:
         return all(offset % 3_600_000 == 0 for _, offset in offs.changes)
 
     def groups_breakdowns(self) -> bool:
-        """Whether the session breakdowns run as one GROUPING SETS statement. On DuckDB that
+        """Whether the session breakdowns run as one statement (overview.py). On DuckDB that
         reads the sessions once for all of them; PostgreSQL sorts the rows again for every
         set's count(DISTINCT), so there one statement per breakdown, run side by side, is
         faster (10 M events: 16 grouped 15.7 s, one alone 1.1 s)."""

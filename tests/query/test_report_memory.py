@@ -8,6 +8,7 @@ needs must grow with what it groups, not with the number of dimensions.
 
 from __future__ import annotations
 
+import pickle
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from cadlink.query import service
 from cadlink.query.reports import overview
 from cadlink.query.spec import Granularity, Period, ReportSpec
 from cadlink.services import build_ua_parser
+from cadlink.store.events.base import ReportTooLarge
 from cadlink.store.events.duckdb_store import DuckDBEventStore
 
 SITE = "memory-site"
@@ -61,3 +63,20 @@ def test_the_dashboard_fits_a_64mb_limit(
     assert got["estimated"] == {"breakdownVisitors": estimated}
     assert got["summary"]["sessions"] > 2_000
     assert len(got["breakdowns"]["country"]) > 1
+
+
+def test_a_report_out_of_memory_says_what_to_change(store_path: Path) -> None:
+    store = DuckDBEventStore(str(store_path))
+    try:
+        store._con.execute("SET memory_limit = '2MB'")  # below what any report needs
+        period = Period(date(2026, 6, 1), date(2026, 6, 29))
+        with pytest.raises(ReportTooLarge) as caught:
+            service.dashboard(store, ReportSpec(SITE, period, (), Granularity.DAY))
+    finally:
+        store.close()
+    message = str(caught.value)
+    assert "CADLINK_DUCKDB_MEMORY_LIMIT" in message and "shorter period" in message
+    assert "Possible solutions" not in message  # DuckDB's advice names settings we do not have
+    # The store process sends it to the web process as it is (store_child._sendable).
+    again = pickle.loads(pickle.dumps(caught.value))
+    assert type(again) is ReportTooLarge and str(again) == message

@@ -6,6 +6,7 @@ import json
 import time
 import uuid
 
+from cadlink.store.events.duckdb_store import DuckDBEventStore
 from cadlink_fixtures import Running
 
 UA = {
@@ -65,3 +66,22 @@ def test_dashboard_errors_name_the_field(running: Running) -> None:
         )
         assert r.status_code == 400, (params, r.text)
         assert r.json()["error"]["details"]["field"] == field
+
+
+def test_a_report_out_of_the_stores_memory_is_a_503_that_says_why(running: Running) -> None:
+    store = running.services.events
+    assert isinstance(store, DuckDBEventStore)
+    store._con.execute("SET memory_limit = '2MB'")  # below what any report needs
+    r = running.client.get(
+        "/api/v1/analytics/dashboard", params={"siteId": running.site_id}, headers=running.auth
+    )
+    assert r.status_code == 503, r.text
+    assert r.headers["Retry-After"] == "10"
+    error = r.json()["error"]
+    assert error["code"] == "report_too_large"
+    assert "CADLINK_DUCKDB_MEMORY_LIMIT" in error["message"]
+    store._con.execute("RESET memory_limit")
+    r = running.client.get(
+        "/api/v1/analytics/dashboard", params={"siteId": running.site_id}, headers=running.auth
+    )
+    assert r.status_code == 200, r.text

@@ -10,6 +10,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse
 
 from cadlink.query.spec import QueryError
+from cadlink.store.events.base import ReportTooLarge
 from cadlink.store.events.remote import StoreUnavailable
 
 
@@ -65,7 +66,14 @@ def install_error_handlers(app: FastAPI) -> None:
             error_body("store_unavailable", str(exc)), 503, headers={"Retry-After": "5"}
         )
 
+    async def report_too_large(_: Request, exc: Exception) -> JSONResponse:
+        # Out of the event store's memory: other reports may hold it now, so it may pass later.
+        return JSONResponse(
+            error_body("report_too_large", str(exc)), 503, headers={"Retry-After": "10"}
+        )
+
     app.add_exception_handler(ApiError, api_error)
+    app.add_exception_handler(ReportTooLarge, report_too_large)
     app.add_exception_handler(StoreUnavailable, store_unavailable)
     app.add_exception_handler(QueryError, query_error)
     app.add_exception_handler(StarletteHTTPException, http_error)

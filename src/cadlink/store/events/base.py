@@ -25,6 +25,11 @@ def __getattr__(name: str) -> object:
     raise AttributeError(name)
 
 
+class ReportTooLarge(Exception):
+    """A report's statement needed more memory than the event store may use (DuckDB's
+    `CADLINK_DUCKDB_MEMORY_LIMIT`, shared by the statements that run at the same time)."""
+
+
 @dataclass
 class StoreBatch:
     """One loader write: enriched rows, drop counts and the buffer positions they came from.

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 
 from cadlink.events import EVENT_COLUMN_NAMES
-from cadlink.store.events.base import EventPage
+from cadlink.store.events.base import EventPage, ReportTooLarge
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -117,7 +117,18 @@ class DuckDBReads:
     def fetch(self, sql: str, params: Sequence[Any]) -> list[dict[str, Any]]:
         """Run a read-only statement from the query layer on a reader cursor."""
         cur = self._reader()
-        cur.execute(sql, list(params))
+        try:
+            cur.execute(sql, list(params))
+        except duckdb.OutOfMemoryException:
+            # Not the caller's fault, and not a crash: say what to change (DuckDB's own
+            # message lists settings of its own the product does not expose).
+            row = cur.execute("SELECT current_setting('memory_limit')").fetchone()
+            limit = row[0] if row else "its limit"
+            raise ReportTooLarge(
+                f"this report needs more memory than the event store may use ({limit}, "
+                "shared by the reports running at the same time): try again, choose a "
+                "shorter period, or raise CADLINK_DUCKDB_MEMORY_LIMIT"
+            ) from None
         return _dicts(cur)
 
     def memory(self) -> dict[str, int]:

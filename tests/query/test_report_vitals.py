@@ -69,6 +69,14 @@ def test_mobile_is_slower_and_limit() -> None:
     assert len(vitals.vitals(plan(START, END, limit=3), store)["pages"]) == 3
 
 
+def test_a_range_without_vitals_has_an_empty_overall_and_no_pages() -> None:
+    store, _ = loaded()
+    got = vitals.vitals(plan(date(2020, 1, 1), date(2020, 1, 31)), store)
+    assert got["overall"]["samples"] == 0
+    assert got["overall"]["p75"] == {m: None for m in vitals.METRICS}
+    assert got["pages"] == []
+
+
 def test_ratings() -> None:
     assert vitals.rating("lcp", 2500) == "good"
     assert vitals.rating("lcp", 2501) == "needs-improvement"

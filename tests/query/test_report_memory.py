@@ -9,8 +9,12 @@ needs must grow with what it groups, not with the number of dimensions.
 from __future__ import annotations
 
 import pickle
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -24,6 +28,7 @@ from cadlink.query.reports import overview
 from cadlink.query.spec import Granularity, Period, ReportSpec
 from cadlink.services import build_ua_parser
 from cadlink.store.events.base import ReportTooLarge
+from cadlink.store.events.duckdb_reads import REPORT_SLOTS
 from cadlink.store.events.duckdb_store import DuckDBEventStore
 
 SITE = "memory-site"
@@ -80,3 +85,37 @@ def test_a_report_out_of_memory_says_what_to_change(store_path: Path) -> None:
     # The store process sends it to the web process as it is (store_child._sendable).
     again = pickle.loads(pickle.dumps(caught.value))
     assert type(again) is ReportTooLarge and str(again) == message
+
+
+def test_at_most_report_slots_statements_run_at_once(
+    store_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Reports share DuckDB's memory limit, so the store runs at most REPORT_SLOTS of their
+    statements at once (four 10 M-event dashboards opened together ran out of 256MB); the
+    others wait for a slot, and every one is answered."""
+    store = DuckDBEventStore(str(store_path))
+    running, peak, lock = 0, 0, threading.Lock()
+    fetch = store._fetch
+
+    def counted(sql: str, params: Any) -> Any:
+        nonlocal running, peak
+        with lock:
+            running += 1
+            peak = max(peak, running)
+        time.sleep(0.02)  # long enough for the other threads to pile up
+        try:
+            return fetch(sql, params)
+        finally:
+            with lock:
+                running -= 1
+
+    monkeypatch.setattr(store, "_fetch", counted)
+    period = Period(date(2026, 6, 1), date(2026, 6, 29))
+    spec = ReportSpec(SITE, period, (), Granularity.DAY)
+    try:
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            answers = list(pool.map(lambda _: service.dashboard(store, spec), range(4)))
+    finally:
+        store.close()
+    assert peak == REPORT_SLOTS
+    assert all(a == answers[0] for a in answers)

@@ -17,7 +17,7 @@ import duckdb
 
 from cadlink.store.events import rollups
 from cadlink.store.events.base import Loaded, StoreBatch
-from cadlink.store.events.duckdb_reads import EVENT_COLUMNS, DuckDBReads
+from cadlink.store.events.duckdb_reads import EVENT_COLUMNS, REPORT_SLOTS, DuckDBReads
 from cadlink.store.events.duckdb_schema import (
     EVENTS_DDL,
     SCHEMA_VERSION,
@@ -101,6 +101,7 @@ class DuckDBEventStore(DuckDBReads):
             else private_scratch(self)
         )
         self._write_lock = threading.Lock()
+        self._report_slots = threading.BoundedSemaphore(REPORT_SLOTS)
         row = self._con.execute("SELECT current_setting('threads')").fetchone()
         self._threads = int(row[0]) if row else 1  # what reads use; loader batches use one
         self.init_schema()

@@ -28,7 +28,7 @@ REPORT_SLOTS = 3
 
 
 class DuckDBReads:
-    """Mixed into `DuckDBEventStore`, which opens `_con`."""
+    """Mixed into `DuckDBEventStore`, which opens `_con` and makes `_report_slots`."""
 
     _con: duckdb.DuckDBPyConnection
     _report_slots: threading.BoundedSemaphore
@@ -123,7 +123,8 @@ class DuckDBReads:
         return reader.schema, iter(reader)
 
     def fetch(self, sql: str, params: Sequence[Any]) -> list[dict[str, Any]]:
-        """Run a read-only statement from the query layer on a reader cursor."""
+        """Run a read-only statement from the query layer on a reader cursor, once one of the
+        `REPORT_SLOTS` is free."""
         with self._report_slots:
             return self._fetch(sql, params)
 

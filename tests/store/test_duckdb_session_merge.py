@@ -4,50 +4,21 @@ events, also where the new events bring the first values the stored part lacked.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
-import pytest
+from session_upkeep import T0_MS, UA, load_both, sessions_of
 
 from cadlink.events import Envelope, IncomingEvent
-from cadlink.ingest.enrich.geo import GeoLocator
-from cadlink.ingest.enrich.useragent import UserAgentParser
 from cadlink.pipeline.enrichment import Enricher
-from cadlink.store.events.base import StoreBatch
 from cadlink.store.events.duckdb_sessions import FIRST_COLUMNS, MERGED_COLUMNS
 from cadlink.store.events.duckdb_store import DuckDBEventStore
 
-T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
-T0_MS = int(T0.timestamp() * 1000)
-UA = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> DuckDBEventStore:
-    return DuckDBEventStore(str(tmp_path / "events.duckdb"))
-
-
-@pytest.fixture(scope="module")
-def enricher() -> Enricher:
-    return Enricher(UserAgentParser(), GeoLocator(country_path=None), late_event_hours=24 * 3650)
-
 
 def _load(store: DuckDBEventStore, enricher: Enricher, second: int, **event: Any) -> None:
-    """One event of visitor 7 at T0 + `second`, stored for site-1 through the loader's path
-    and appended for site-2 (whose sessions a rebuild derives, to compare with)."""
+    """One event of visitor 7 at T0 + `second` (session_upkeep.load_both)."""
     ms = T0_MS + second * 1000
     incoming = IncomingEvent(event_id=f"e{second:04d}", timestamp=ms, **event)
-    table = enricher.enrich([Envelope(ms, "site-1", 7, "", UA, [incoming])]).rows
-    store.write(StoreBatch(table))
-    copy = table.set_column(0, "site_id", pa.array(["site-2"] * len(table)))
-    store.append(StoreBatch(copy))
-
-
-def _sessions(store: DuckDBEventStore, site: str) -> list[dict[str, Any]]:
-    rows = store.list_sessions(site, T0 - timedelta(days=1), T0 + timedelta(days=1), 100)
-    return [r | {"site_id": "site-1"} for r in rows]
+    load_both(store, enricher, [Envelope(ms, "site-1", 7, "", UA, [incoming])])
 
 
 def _row_ids(store: DuckDBEventStore) -> list[int]:
@@ -84,9 +55,9 @@ def test_a_merge_updates_the_stored_row_and_fills_in_first_values(
     )
     assert store.sessions_rebuilt == 0  # every batch took the merge path
     assert _row_ids(store) == first  # the same row, updated: not deleted and inserted again
-    kept = _sessions(store, "site-1")
+    kept = sessions_of(store, "site-1")
     store.rebuild_sessions("site-2")
-    assert kept == _sessions(store, "site-2")
+    assert kept == sessions_of(store, "site-2")
     (session,) = kept
     assert session["events"] == 3 and session["page_views"] == 2
     assert (session["landing_page"], session["exit_page"]) == ("/p/1", "/p/2")
@@ -105,9 +76,9 @@ def test_a_gap_longer_than_the_timeout_starts_a_new_row(
     _load(store, enricher, 10, event_type="page_view", page_url="https://shop.example/b")
     _load(store, enricher, 31 * 60, event_type="page_view", page_url="https://shop.example/c")
     assert store.sessions_rebuilt == 0
-    kept = _sessions(store, "site-1")
+    kept = sessions_of(store, "site-1")
     store.rebuild_sessions("site-2")
-    assert kept == _sessions(store, "site-2")
+    assert kept == sessions_of(store, "site-2")
     assert [(s["landing_page"], s["exit_page"], s["events"]) for s in kept] == [
         ("/a", "/b", 2),
         ("/c", "/c", 1),

@@ -129,14 +129,6 @@ def page_lists(
     ]
 
 
-def pages(
-    plan: Plan, db: Executor, limit: int, by_engagement: bool = False, min_exits: int = MIN_EXITS
-) -> list[dict[str, Any]]:
-    """Per page stats: the top pages by views, or (`by_engagement`) by mean time on page."""
-    top, engaged = page_lists(plan, db, limit, min_exits)
-    return engaged if by_engagement else top
-
-
 def _page(r: dict[str, Any]) -> dict[str, Any]:
     return {
         "page": r["page"],
@@ -162,4 +154,4 @@ def engagement(plan: Plan, db: Executor) -> dict[str, Any]:
     }
 
 
-__all__ = ["MILESTONES", "engagement", "page_lists", "pages", "scroll_depth", "time_on_page"]
+__all__ = ["MILESTONES", "engagement", "page_lists", "scroll_depth", "time_on_page"]

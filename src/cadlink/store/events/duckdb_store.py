@@ -7,6 +7,7 @@ in `duckdb_reads.py`.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from datetime import date, datetime, timedelta
@@ -42,16 +43,24 @@ from cadlink.store.events.duckdb_sessions import (
 from cadlink.store.events.staged import Staged, Staging
 from cadlink.store.events.staging import Stager, private_scratch
 
+log = logging.getLogger(__name__)
+
 _ADD_ROLLUPS = [rollups.render(sql, "duckdb") for sql in rollups.add_statements()]
 _COMPACT_ROLLUPS = [rollups.render(sql, "duckdb") for sql in rollups.compact_statements()]
 
 
-# DuckDB checkpoints (compresses the write-ahead log's rows into the database file) once the
-# log holds this much. Its default, 16MB, is about two loader batches: every checkpoint then
-# re-compresses the same partly filled row groups again, and commits took 6.8 µs per event
-# (40 k-event batches, 600 k stored); at 64MB they take 3.0 µs, the loader's whole write
-# 14.8 -> 10.8 µs, and peak memory is lower too (fewer, larger checkpoints).
-CHECKPOINT_THRESHOLD = "64MB"
+# A checkpoint compresses the write-ahead log's rows into the database file. At 16MB of log
+# (DuckDB's default) every checkpoint re-compressed the same partly filled row groups again,
+# and commits took 6.8 µs per event (40 k-event batches, 600 k stored); at 64MB they take 3.0
+# µs, the loader's whole write 14.8 -> 10.8 µs. The loader checkpoints itself
+# (`_checkpoint_when_due`), after a batch's tables are gone; DuckDB's own threshold, higher,
+# is the backstop for the writes that do not (rebuilds, erasures).
+CHECKPOINT_BYTES = 64 << 20
+CHECKPOINT_THRESHOLD = "256MB"
+# A checkpoint takes whatever memory the limit leaves it: in the ingest benchmark every one
+# held DuckDB at 236-239 MB of its 256MB, for 0.3-1.2 s, and set the store's peak. Given
+# 64MB, it takes about as long (0.2-0.5 s) and the peak fell by 70 MB (docs/benchmarks.md).
+CHECKPOINT_MEMORY = "64MB"
 # `rebuild_sessions` numbers this many events into sessions at a time (at most): a part of
 # 10 M demo events fits the default memory limit with room for the reports beside it.
 REBUILD_CHUNK_EVENTS = 1_000_000
@@ -93,6 +102,9 @@ class DuckDBEventStore(DuckDBReads):
         if memory_limit:
             config["memory_limit"] = memory_limit
         self._con = duckdb.connect(path, config=config)
+        self._wal = Path(path + ".wal") if path != ":memory:" else None
+        row = self._con.execute("SELECT current_setting('memory_limit')").fetchone()
+        self._memory_limit = memory_limit or (str(row[0]) if row else "")  # what to go back to
         self._stager: Stager | None = None
         # The loader's batch, as DuckDB reads it (staging.py): beside the database file.
         self._scratch = (
@@ -157,6 +169,7 @@ class DuckDBEventStore(DuckDBReads):
                 raise
             finally:
                 con.execute("DROP TABLE IF EXISTS staged_rows")
+            self._checkpoint_when_due(con)
             return inserted
 
     def load(
@@ -199,7 +212,52 @@ class DuckDBEventStore(DuckDBReads):
                 stager.drop()
                 if busy:
                     con.execute(f"SET threads = {self._threads}")
+            self._checkpoint_when_due(con)
             return Loaded(inserted, staged)
+
+    def _checkpoint_when_due(self, con: duckdb.DuckDBPyConnection) -> None:
+        """Checkpoint once the log holds `CHECKPOINT_BYTES` (the caller holds the write lock
+        and has committed). Never raises: the batch is stored, and a loader that saw an error
+        would load it again; DuckDB checkpoints at its own threshold if this one failed."""
+        if self._wal is None or _size(self._wal) < CHECKPOINT_BYTES:
+            return
+        try:
+            self._checkpoint(con)
+        except duckdb.Error:
+            log.warning("checkpoint failed; DuckDB retries at its own threshold", exc_info=True)
+
+    def _checkpoint(self, con: duckdb.DuckDBPyConnection) -> None:
+        """CHECKPOINT within `CHECKPOINT_MEMORY` while no report runs (the limit is the
+        database's, so a report would get that little too); beside a report, within the
+        configured limit, as DuckDB would."""
+        taken = 0
+        while taken < REPORT_SLOTS and self._report_slots.acquire(blocking=False):
+            taken += 1
+        try:
+            if taken < REPORT_SLOTS or not self._lower_limit(con, CHECKPOINT_MEMORY):
+                con.execute("CHECKPOINT")
+                return
+            try:
+                con.execute("CHECKPOINT")
+            except duckdb.OutOfMemoryException:
+                self._lower_limit(con, self._memory_limit)
+                con.execute("CHECKPOINT")
+            finally:
+                self._lower_limit(con, self._memory_limit)
+        finally:
+            for _ in range(taken):
+                self._report_slots.release()
+
+    def _lower_limit(self, con: duckdb.DuckDBPyConnection, limit: str) -> bool:
+        """Set DuckDB's memory limit to `limit`, or to the configured one when that is lower;
+        False if DuckDB could not (it frees what it can first)."""
+        if _bytes(limit) > _bytes(self._memory_limit):
+            limit = self._memory_limit
+        try:
+            con.execute(f"SET memory_limit = '{limit}'")
+        except duckdb.Error:
+            return False
+        return True
 
     def _finish(
         self,
@@ -250,6 +308,7 @@ class DuckDBEventStore(DuckDBReads):
             except BaseException:
                 con.execute("ROLLBACK")
                 raise
+            self._checkpoint_when_due(con)
         return int(batch.rows.num_rows)
 
     def rebuild_sessions(self, site_id: str) -> int:
@@ -293,6 +352,7 @@ class DuckDBEventStore(DuckDBReads):
             except BaseException:
                 con.execute("ROLLBACK")
                 raise
+            self._checkpoint_when_due(con)
             row = con.execute(
                 "SELECT count(*) FROM sessions WHERE site_id = ?", [site_id]
             ).fetchone()
@@ -369,12 +429,9 @@ class DuckDBEventStore(DuckDBReads):
         idle server would hold them, about 50 MB after a burst, until the next one.
         Checkpointed, they are compressed on disk, the memory goes back and a restart replays
         no log. (DuckDB checkpoints beside open readers and writers.)"""
-        if self.path == ":memory:":
-            return
-        wal = Path(self.path + ".wal")
-        if wal.exists() and wal.stat().st_size >= SETTLE_MIN_WAL_BYTES:
+        if self._wal is not None and _size(self._wal) >= SETTLE_MIN_WAL_BYTES:
             with self._write_lock:
-                self._con.execute("CHECKPOINT")
+                self._checkpoint(self._con)
 
     def forget_positions(self, segments: list[str]) -> None:
         if not segments:
@@ -391,3 +448,20 @@ class DuckDBEventStore(DuckDBReads):
     def close(self) -> None:
         with self._write_lock:
             self._con.close()
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0
+
+
+_UNITS = {"": 1, "b": 1, "bytes": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12}
+_UNITS |= {"kib": 1 << 10, "mib": 1 << 20, "gib": 1 << 30, "tib": 1 << 40}
+
+
+def _bytes(limit: str) -> float:
+    """A DuckDB memory size ("64MB", "244.1 MiB") in bytes."""
+    number = limit.rstrip("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ ")
+    return float(number) * _UNITS[limit[len(number) :].strip().lower()]

@@ -1,0 +1,150 @@
+"""The loader checkpoints the DuckDB store itself: after a batch, once the log is large, with
+its temporary tables gone and DuckDB's memory limit lowered to `CHECKPOINT_MEMORY` while no
+report runs (a checkpoint takes whatever the limit leaves it)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+
+from cadlink.events import Envelope, IncomingEvent, encode_envelope
+from cadlink.pipeline.enrichment import Enricher
+from cadlink.store.events import duckdb_store
+from cadlink.store.events.duckdb_reads import REPORT_SLOTS
+from cadlink.store.events.duckdb_store import CHECKPOINT_MEMORY, DuckDBEventStore
+
+UA = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"
+NOW = int(time.time() * 1000)
+LIMIT = "256MB"
+
+
+def _records(n: int, prefix: str) -> bytes:
+    lines = []
+    for i in range(n):
+        event = IncomingEvent(
+            event_type="page_view", event_id=f"{prefix}{i}", timestamp=NOW + i,
+            page_url=f"https://shop.example/p/{i}", properties={"pad": "y" * 100},
+        )  # fmt: skip
+        lines.append(
+            encode_envelope(Envelope(NOW + i, "site-1", i % 50, "203.0.113.0", UA, [event]))
+        )
+    return b"".join(lines)
+
+
+def _limit(con: duckdb.DuckDBPyConnection) -> str:
+    row = con.execute("SELECT current_setting('memory_limit')").fetchone()
+    assert row is not None
+    return str(row[0])
+
+
+def _as_set(limit: str) -> str:
+    """How DuckDB reports a limit after `SET memory_limit = limit`."""
+    con = duckdb.connect()
+    con.execute(f"SET memory_limit = '{limit}'")
+    return _limit(con)
+
+
+class _Recording:
+    """The store's own connection, noting the memory limit and the temporary tables each
+    CHECKPOINT ran with (and failing it, when asked)."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, fail: bool = False) -> None:
+        self._con = con
+        self.fail = fail
+        self.checkpoints: list[tuple[str, list[str]]] = []
+
+    def execute(self, sql: str, *args: Any, **kwargs: Any) -> Any:
+        if sql == "CHECKPOINT":
+            side = self._con.cursor()
+            temps = side.execute(
+                "SELECT table_name FROM duckdb_tables() WHERE temporary "
+                "AND table_name NOT LIKE 'lookup_%' ORDER BY 1"
+            ).fetchall()
+            self.checkpoints.append((_limit(side), [t for (t,) in temps]))
+            if self.fail:
+                raise duckdb.IOException("disk on fire")
+        return self._con.execute(sql, *args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._con, name)
+
+
+@pytest.fixture
+def small_log(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(duckdb_store, "CHECKPOINT_BYTES", 1)  # every batch is due
+
+
+def _store(tmp_path: Path, fail: bool = False) -> tuple[DuckDBEventStore, _Recording]:
+    store = DuckDBEventStore(str(tmp_path / "events.duckdb"), memory_limit=LIMIT)
+    recording = _Recording(store._con, fail)
+    store._con = recording  # type: ignore[assignment]
+    return store, recording
+
+
+def _wal(tmp_path: Path) -> int:
+    wal = tmp_path / "events.duckdb.wal"
+    return wal.stat().st_size if wal.exists() else 0
+
+
+@pytest.mark.usefixtures("small_log")
+def test_a_batch_checkpoints_within_checkpoint_memory_after_its_tables_are_gone(
+    tmp_path: Path, enricher: Enricher
+) -> None:
+    store, recording = _store(tmp_path)
+    loaded = store.load(_records(2_000, "a"), {"seg": 1}, enricher.staging)
+    assert loaded.stored == 2_000
+    assert recording.checkpoints == [(_as_set(CHECKPOINT_MEMORY), [])]
+    assert _limit(store._reader()) == _as_set(LIMIT)  # given back
+    assert _wal(tmp_path) == 0
+    assert store.count_events() == 2_000
+
+
+def test_a_small_log_is_not_checkpointed_after_a_batch(tmp_path: Path, enricher: Enricher) -> None:
+    store, recording = _store(tmp_path)
+    store.load(_records(200, "a"), {}, enricher.staging)
+    assert recording.checkpoints == []
+    assert _wal(tmp_path) > 0
+
+
+@pytest.mark.usefixtures("small_log")
+def test_beside_a_running_report_the_limit_stays(tmp_path: Path, enricher: Enricher) -> None:
+    """A lower limit would hold the report to it too: the checkpoint runs as DuckDB's would."""
+    store, recording = _store(tmp_path)
+    store._report_slots.acquire()  # a report statement is running
+    try:
+        store.load(_records(500, "a"), {}, enricher.staging)
+    finally:
+        store._report_slots.release()
+    assert recording.checkpoints == [(_as_set(LIMIT), [])]
+    assert _wal(tmp_path) == 0
+    # and the checkpoint gave back the slots it took
+    assert all(store._report_slots.acquire(blocking=False) for _ in range(REPORT_SLOTS))
+
+
+@pytest.mark.usefixtures("small_log")
+def test_a_failed_checkpoint_does_not_fail_the_stored_batch(
+    tmp_path: Path, enricher: Enricher
+) -> None:
+    """Raising would make the loader load the batch again (new ids for events sent without)."""
+    store, recording = _store(tmp_path, fail=True)
+    loaded = store.load(_records(300, "a"), {"seg": 7}, enricher.staging)
+    assert loaded.stored == 300
+    assert len(recording.checkpoints) == 1
+    assert _limit(store._reader()) == _as_set(LIMIT)
+    assert store.count_events() == 300
+    assert store.positions() == {"seg": 7}
+
+
+def test_a_configured_limit_below_checkpoint_memory_is_kept(
+    tmp_path: Path, enricher: Enricher, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(duckdb_store, "CHECKPOINT_BYTES", 1)
+    store = DuckDBEventStore(str(tmp_path / "events.duckdb"), memory_limit="48MB")
+    recording = _Recording(store._con)
+    store._con = recording  # type: ignore[assignment]
+    store.load(_records(300, "a"), {}, enricher.staging)
+    assert recording.checkpoints == [(_as_set("48MB"), [])]

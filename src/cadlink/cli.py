@@ -15,6 +15,7 @@ from typing import Any
 import click
 
 from cadlink.config import Settings, unknown_settings
+from cadlink.heap import release_free_memory
 
 
 def _settings() -> Settings:
@@ -76,6 +77,7 @@ def serve(host: str | None, port: int | None) -> None:
     # collect handler: 15 -> 10 µs while the app was young).
     gc.collect()
     gc.freeze()
+    release_free_memory()
     uvicorn.run(
         app,
         host=host or settings.host,

@@ -27,6 +27,7 @@ from multiprocessing.connection import Connection, Listener
 from typing import Any
 
 from cadlink.config import Settings
+from cadlink.heap import release_free_memory
 from cadlink.ingest.buffer import Backlog
 from cadlink.pipeline.store_status import READY, IdentityOutbox, StoreStatus
 from cadlink.store.events.base import EventStore
@@ -167,6 +168,7 @@ def run(
     threading.Thread(target=server.serve, args=(listener,), name="store-rpc", daemon=True).start()
     gc.collect()
     gc.freeze()  # as in the web process: the collector no longer walks what lives forever
+    release_free_memory()
     loader.start()
     ready()
     while not server.stopping.wait(1.0):

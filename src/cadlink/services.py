@@ -14,7 +14,6 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from cadlink.config import Settings
 from cadlink.ingest.buffer import Backlog, SpoolReader, SpoolWriter
 from cadlink.ingest.metrics import IngestMetrics
 from cadlink.ingest.salts import SaltRing
@@ -27,14 +26,17 @@ if TYPE_CHECKING:
     # Loaded only where they are used. The parsers and DuckDB: where the loader runs (the
     # store process of `cadlink serve`), never in the web process. The metadata store and
     # accounts: never in the store process (it hands identified users to the web process),
-    # which so loads neither SQLAlchemy nor the password hasher.
+    # which so loads neither SQLAlchemy nor the password hasher, nor pydantic: it reads its
+    # settings as `StoreSettings`.
     from collections.abc import Callable
 
     from cadlink.auth.passwords import PasswordHasher
     from cadlink.auth.service import AuthService
+    from cadlink.config import Settings
     from cadlink.ingest.enrich.geo import GeoLocator
     from cadlink.ingest.enrich.useragent import UserAgentParser
     from cadlink.store.meta.repository import MetaStore
+    from cadlink.store_settings import StoreSettings
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +80,7 @@ def _ua_parser() -> UserAgentParser:
     return UserAgentParser()
 
 
-def build_geo(settings: Settings) -> GeoLocator:
+def build_geo(settings: StoreSettings) -> GeoLocator:
     """The geo database, loaded once per process (about 2 s and 60 MB for the Tor files)."""
     return _geo(settings.geoip_country_path or None, settings.geoip_mmdb_path or None)
 
@@ -88,7 +90,7 @@ def build_ua_parser() -> UserAgentParser:
     return _ua_parser()
 
 
-def build_events(settings: Settings) -> EventStore:
+def build_events(settings: StoreSettings) -> EventStore:
     return open_event_store(
         settings.events_url,
         session_timeout_minutes=settings.session_timeout_minutes,
@@ -97,7 +99,7 @@ def build_events(settings: Settings) -> EventStore:
     )
 
 
-def open_events_waiting(settings: Settings, wait: float = 15.0) -> EventStore:
+def open_events_waiting(settings: StoreSettings, wait: float = 15.0) -> EventStore:
     """`build_events`, waiting up to `wait` seconds while another process still holds the
     DuckDB file (a store process that is exiting)."""
     deadline = time.monotonic() + wait
@@ -111,7 +113,7 @@ def open_events_waiting(settings: Settings, wait: float = 15.0) -> EventStore:
 
 
 def build_loader(
-    settings: Settings,
+    settings: StoreSettings,
     events: EventStore,
     backlog: Backlog,
     on_identities: Callable[[list[Identity]], None] | None = None,

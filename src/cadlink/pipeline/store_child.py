@@ -26,12 +26,12 @@ from dataclasses import replace
 from multiprocessing.connection import Connection, Listener
 from typing import Any
 
-from cadlink.config import Settings
 from cadlink.heap import release_free_memory
 from cadlink.ingest.buffer import Backlog
 from cadlink.pipeline.store_status import READY, IdentityOutbox, StoreStatus
 from cadlink.store.events.base import EventStore
 from cadlink.store.events.remote import BATCH, END, ERROR, OK, RemoteError
+from cadlink.store_settings import StoreConfig
 
 log = logging.getLogger(__name__)
 
@@ -140,7 +140,7 @@ def _rss_bytes() -> int:
 
 
 def run(
-    settings: Settings, address: str, authkey: bytes, ready: Callable[[], None], parent: int
+    settings: StoreConfig, address: str, authkey: bytes, ready: Callable[[], None], parent: int
 ) -> None:
     """The store process: open the stores, serve the web process, load until told to stop."""
     from cadlink.services import build_loader, open_events_waiting
@@ -185,7 +185,7 @@ def main() -> None:
     config = json.loads(sys.stdin.readline())
     parent = int(config["parent"])
     _die_with_parent(parent)
-    settings = Settings(**config["settings"])
+    settings = StoreConfig.from_json(config["settings"])
     from cadlink.logs import configure_logging
 
     configure_logging(settings.log_level)

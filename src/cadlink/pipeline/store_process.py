@@ -40,6 +40,7 @@ from cadlink.pipeline.loader import LoaderStats
 from cadlink.pipeline.store_status import READY, StoreStatus, embedded
 from cadlink.store.events.remote import OK, RemoteEventStore, StoreUnavailable
 from cadlink.store.events.staged import Identity
+from cadlink.store_settings import StoreConfig
 
 log = logging.getLogger(__name__)
 
@@ -201,7 +202,7 @@ class StoreProcess:
     def _spawn(self) -> str | None:
         """Start a child and wait for it to serve; returns why it failed, or None."""
         config = {
-            "settings": self.settings.model_dump(mode="json"),
+            "settings": StoreConfig.of(self.settings).to_json(),
             "address": self.address,
             "authkey": self.authkey.hex(),
             "parent": os.getpid(),

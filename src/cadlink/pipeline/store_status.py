@@ -9,10 +9,13 @@ import threading
 from collections import deque
 from dataclasses import dataclass
 from itertools import islice
+from typing import TYPE_CHECKING
 
-from cadlink.config import Settings
 from cadlink.pipeline.loader import LoaderStats
 from cadlink.store.events.staged import Identity
+
+if TYPE_CHECKING:
+    from cadlink.store_settings import StoreSettings
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +85,6 @@ class IdentityOutbox:
             )
 
 
-def embedded(settings: Settings) -> bool:
+def embedded(settings: StoreSettings) -> bool:
     """Whether the event store is a file only one process may open (DuckDB)."""
     return settings.events_url.startswith("duckdb://")

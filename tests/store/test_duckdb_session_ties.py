@@ -44,6 +44,24 @@ def test_same_timestamp_batches_merge_without_a_rebuild(
     assert len(kept) == 1 and kept[0]["events"] == 240
 
 
+def test_requests_of_one_millisecond_loaded_in_different_batches_merge(
+    store: DuckDBEventStore, enricher: Enricher
+) -> None:
+    """The ids the server assigns count on across batches: random bits in their place sorted
+    a later batch's events of the same millisecond before the stored ones half the time."""
+    for _ in range(6):
+        load_both(store, enricher, _batch(T0_MS, 40))  # every request in the same millisecond
+    assert store.sessions_rebuilt == 0
+    sql = "SELECT event_id FROM analytics_events WHERE site_id = 'site-1' ORDER BY received_at"
+    ids = [r[0] for r in store._con.execute(sql).fetchall()]
+    assert len(set(ids)) == len(ids) == 240
+    assert all(i[:13] == f"{T0_MS:012x}7" and i[16] in "89ab" for i in ids)
+    kept = sessions_of(store, "site-1")
+    store.rebuild_sessions("site-2")
+    assert kept == sessions_of(store, "site-2")
+    assert len(kept) == 1 and kept[0]["events"] == 240
+
+
 def test_same_timestamp_ids_that_sort_first_rebuild_and_stay_exact(
     store: DuckDBEventStore, enricher: Enricher
 ) -> None:

@@ -20,6 +20,8 @@ import logging
 import os
 import shutil
 import tempfile
+import threading
+import time
 import weakref
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -156,14 +158,36 @@ SELECT site_id, visitor FROM (
 """
 
 # A missing event id becomes a UUIDv7 of the arrival time (RFC 9562, as 32 hex digits): 48
-# bits of the time, the version, then the random bits and variant of a v4 UUID. Ids the server
-# assigns therefore sort by arrival: the session upkeep orders a visitor's events by time,
-# then id, and events that share one timestamp (sent without an id or a clock) follow the
-# stored ones, which keeps them on its merge path (duckdb_sessions.py).
+# bits of the time, the version, the variant, 30 bits of the batch's sequence (`_next_seq`:
+# milliseconds of the load, strictly increasing in the process; RFC 9562's method 1) and 44
+# random bits. Ids the server assigns therefore sort by arrival, across batches within a
+# millisecond too: the session upkeep orders a visitor's events by time, then id, and events
+# that share one timestamp (sent without an id or a clock) follow the stored ones, which keeps
+# them on its merge path (duckdb_sessions.py). With random bits after the time, two requests of
+# one visitor that arrived in the same millisecond but were loaded in different batches sorted
+# at random, and half of such batches rebuilt that visitor's whole session from its stored
+# events. The random bits keep ids distinct between processes that load at once.
 _NEW_ID = (
     "printf('%012x', s.received_ms & 281474976710655) || '7' || "
-    "substr(replace(CAST(gen_random_uuid() AS VARCHAR), '-', ''), 14, 19)"
+    "printf('%03x', $seq >> 18) || printf('%x', 8 | (($seq >> 16) & 3)) || "
+    "printf('%04x', $seq & 65535) || "
+    "substr(replace(CAST(gen_random_uuid() AS VARCHAR), '-', ''), 22, 11)"
 )
+SEQ_BITS = 30
+_seq_lock = threading.Lock()
+_last_seq = 0
+
+
+def _next_seq() -> int:
+    """A batch's sequence for the ids it assigns (`_NEW_ID`): milliseconds of the wall clock,
+    and always above the last batch's of any stager in the process, should the clock step
+    back or two batches start in one millisecond. It wraps every 12 days: the batch after the
+    wrap sorts first, which costs a rebuild, not an error."""
+    global _last_seq
+    with _seq_lock:
+        _last_seq = max(_last_seq + 1, time.time_ns() // 1_000_000)
+        return _last_seq & ((1 << SEQ_BITS) - 1)
+
 
 _ROWS_SQL = f"""
 CREATE OR REPLACE TEMP TABLE staged_rows AS
@@ -251,7 +275,7 @@ class Stager:
         self._learn_visitors()
         for site, day, reason, n in con.execute(_DROPS_SQL).fetchall():
             staged.drops[(str(site), day, str(reason))] = int(n)
-        con.execute(_ROWS_SQL, {"late_ms": self.late_ms})
+        con.execute(_ROWS_SQL, {"late_ms": self.late_ms, "seq": _next_seq()})
         counted = con.execute("SELECT count(*) FROM staged_rows").fetchone()
         staged.rows = int(counted[0]) if counted else 0
         if staged.rows:

@@ -105,7 +105,11 @@ class DuckDBEventStore(DuckDBReads):
         self._con = duckdb.connect(path, config=config)
         self._wal = Path(path + ".wal") if path != ":memory:" else None
         row = self._con.execute("SELECT current_setting('memory_limit')").fetchone()
-        self._memory_limit = memory_limit or (str(row[0]) if row else "")  # what to go back to
+        limit = str(row[0]) if row else ""  # in DuckDB's spelling ("244.1 MiB"), whatever ours
+        self._memory_limit = memory_limit or limit  # what to go back to
+        # Checkpoints get `CHECKPOINT_MEMORY` when that is below the limit.
+        below = _bytes(limit) > _bytes(CHECKPOINT_MEMORY)
+        self._checkpoint_memory = CHECKPOINT_MEMORY if below else None
         self._stager: Stager | None = None
         # The loader's batch, as DuckDB reads it (staging.py): beside the database file.
         self._scratch = (
@@ -224,7 +228,7 @@ class DuckDBEventStore(DuckDBReads):
             return
         try:
             self._checkpoint(con)
-        except duckdb.Error:
+        except Exception:
             log.warning("checkpoint failed; DuckDB retries at its own threshold", exc_info=True)
 
     def _checkpoint(self, con: duckdb.DuckDBPyConnection) -> None:
@@ -235,25 +239,25 @@ class DuckDBEventStore(DuckDBReads):
         while taken < REPORT_SLOTS and self._report_slots.acquire(blocking=False):
             taken += 1
         try:
-            if taken < REPORT_SLOTS or not self._lower_limit(con, CHECKPOINT_MEMORY):
+            lower = self._checkpoint_memory
+            if taken < REPORT_SLOTS or lower is None or not self._set_limit(con, lower):
                 con.execute("CHECKPOINT")
                 return
             try:
                 con.execute("CHECKPOINT")
             except duckdb.OutOfMemoryException:
-                self._lower_limit(con, self._memory_limit)
+                self._set_limit(con, self._memory_limit)
                 con.execute("CHECKPOINT")
             finally:
-                self._lower_limit(con, self._memory_limit)
+                self._set_limit(con, self._memory_limit)
         finally:
             for _ in range(taken):
                 self._report_slots.release()
 
-    def _lower_limit(self, con: duckdb.DuckDBPyConnection, limit: str) -> bool:
-        """Set DuckDB's memory limit to `limit`, or to the configured one when that is lower;
-        False if DuckDB could not (it frees what it can first)."""
-        if _bytes(limit) > _bytes(self._memory_limit):
-            limit = self._memory_limit
+    @staticmethod
+    def _set_limit(con: duckdb.DuckDBPyConnection, limit: str) -> bool:
+        """Set DuckDB's memory limit; False if it could not (lowered, it frees what it can
+        first)."""
         try:
             con.execute(f"SET memory_limit = '{limit}'")
         except duckdb.Error:
@@ -463,6 +467,9 @@ _UNITS |= {"kib": 1 << 10, "mib": 1 << 20, "gib": 1 << 30, "tib": 1 << 40}
 
 
 def _bytes(limit: str) -> float:
-    """A DuckDB memory size ("64MB", "244.1 MiB") in bytes."""
+    """A DuckDB memory size ("128MB", "244.1 MiB") in bytes; 0 for one it does not know."""
     number = limit.rstrip("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ ")
-    return float(number) * _UNITS[limit[len(number) :].strip().lower()]
+    try:
+        return float(number) * _UNITS[limit[len(number) :].strip().lower()]
+    except (ValueError, KeyError):
+        return 0.0

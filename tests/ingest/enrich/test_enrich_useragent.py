@@ -203,3 +203,39 @@ def test_never_raises_and_stays_consistent(parser: UserAgentParser, ua: str) -> 
     assert (info.bot_reason is not None) == (info.device_type == "bot")
     assert info.browser
     assert info.os
+
+
+def _crawler_sets() -> tuple[object, object, list[str]]:
+    import ua_parser_rs
+    from crawlerdetect.providers import crawlers  # type: ignore[import-untyped]
+
+    from cadlink.ingest.enrich.useragent import _split_lookaround, ascii_insensitive
+
+    patterns, _ = _split_lookaround(list(crawlers.data))
+    unicode = ua_parser_rs.UserAgentExtractor(
+        [("(?i)(?:" + "|".join(patterns) + ")", "crawler", None, None, None, None)]
+    )
+    ascii_ = ua_parser_rs.UserAgentExtractor(
+        [(ascii_insensitive(patterns), "crawler", None, None, None, None)]
+    )
+    return unicode, ascii_, patterns
+
+
+def test_ascii_case_folding_gives_the_crawler_lists_unicode_verdicts() -> None:
+    """The crawler set is compiled with ASCII rules (15 MB -> 1 MB); on ASCII agents it must
+    say what Unicode case folding says. The agents: each pattern's text, in agents, in three
+    cases; most match, some do not, and both sets must agree on every one."""
+    import re
+
+    unicode, ascii_, patterns = _crawler_sets()
+    agents = [CHROME_WIN, *(ua for ua, *_ in HUMANS)]
+    for pattern in patterns:
+        text = re.sub(r"\\(.)", r"\1", re.sub(r"[\^$()|?*+{}\[\]]", "", pattern))
+        for form in (text, text.lower(), text.upper()):
+            agents += [form, f"Mozilla/5.0 (compatible; {form}/2.1; +https://x.example)"]
+    matched = 0
+    for agent in agents:
+        verdict = unicode.extract(agent) is not None  # type: ignore[attr-defined]
+        assert (ascii_.extract(agent) is not None) == verdict, agent  # type: ignore[attr-defined]
+        matched += verdict
+    assert matched > len(agents) // 2  # the corpus does exercise the patterns

@@ -115,6 +115,40 @@ def _split_lookaround(patterns: list[str]) -> tuple[list[str], list[str]]:
     return rust, python
 
 
+def ascii_insensitive(patterns: list[str]) -> str:
+    """One case-insensitive alternation of `patterns` for the Rust engine, with ASCII rules.
+
+    The crawler patterns are ASCII names. Unicode case folding (Rust's `(?i)`) turns every
+    letter into a class (`k` also matches the Kelvin sign) and the word, digit and boundary
+    escapes into Unicode classes: the compiled set took 15 MB of the store process, 1 MB with
+    ASCII rules. Verdicts differ only on characters outside ASCII. A `.` outside a class stays
+    Unicode-aware (`(?u:.)`): the engine matches text, and an ASCII `.` could match half of a
+    character."""
+    return "(?i-u)(?:" + "|".join(_unicode_dots(p) for p in patterns) + ")"
+
+
+def _unicode_dots(pattern: str) -> str:
+    out: list[str] = []
+    class_start = -1  # where the open class's members start; -1 outside a class
+    i = 0
+    while i < len(pattern):
+        c = pattern[i]
+        if c == "\\":
+            out.append(pattern[i : i + 2])
+            i += 2
+            continue
+        if class_start >= 0:
+            if c == "]" and i > class_start:  # a "]" first in a class is a member
+                class_start = -1
+        elif c == "[":
+            class_start = i + 2 if pattern[i + 1 : i + 2] == "^" else i + 1
+        elif c == ".":
+            c = "(?u:.)"
+        out.append(c)
+        i += 1
+    return "".join(out)
+
+
 class UserAgentParser:
     """Parses user agent strings into `UserAgentInfo`, keeping the last `cache_size` results.
 
@@ -130,9 +164,9 @@ class UserAgentParser:
         )
         rust_patterns, python_patterns = _split_lookaround(list(crawlers.data))
         # One alternation, not one regex per pattern: the verdict is the same (any match),
-        # and it compiles to 15 MB instead of 24 (and in 0.1 s).
+        # and it compiles to 15 MB instead of 24 (and in 0.1 s); ASCII case folding, 1 MB.
         self._crawlers = ua_parser_rs.UserAgentExtractor(
-            [("(?i)(?:" + "|".join(rust_patterns) + ")", "crawler", None, None, None, None)]
+            [(ascii_insensitive(rust_patterns), "crawler", None, None, None, None)]
         )
         self._crawlers_slow = re.compile("|".join(python_patterns) or r"(?!)", re.IGNORECASE)
         # Crawler-Detect strips browser tokens first so that its short patterns cannot

@@ -91,3 +91,30 @@ def test_a_store_without_last_event_ids_rebuilds_once_then_merges(
     store.rebuild_sessions("site-2")
     assert kept == sessions_of(store, "site-2")
     store.close()
+
+
+def test_a_load_reports_the_visitors_it_rebuilt(
+    store: DuckDBEventStore, enricher: Enricher, tmp_path: Path
+) -> None:
+    """`Loaded.sessions_rebuilt` (the loader sums it into /metrics) counts the slow path."""
+    from cadlink.events import encode_envelope
+    from cadlink.ingest.buffer import SpoolReader, SpoolWriter
+    from cadlink.pipeline.loader import Loader
+
+    def records(received_ms: int, ids: list[str]) -> bytes:
+        return b"".join(encode_envelope(e) for e in _batch(received_ms, len(ids), ids))
+
+    first = store.load(records(T0_MS, ["m1", "m2"]), {}, enricher.staging)
+    assert (first.stored, first.sessions_rebuilt) == (2, 0)
+    merged = store.load(records(T0_MS + 1, ["z1"]), {}, enricher.staging)
+    assert merged.sessions_rebuilt == 0
+    tied = store.load(records(T0_MS + 2, ["a1"]), {}, enricher.staging)  # sorts first
+    assert tied.sessions_rebuilt == 1
+
+    writer = SpoolWriter(tmp_path / "spool", fsync="never")
+    for envelope in _batch(T0_MS + 3, 2, ["a2", "a3"]):  # ties sorting first again
+        writer.put(encode_envelope(envelope))
+    loader = Loader(SpoolReader(tmp_path / "spool"), store, enricher)
+    assert loader.drain() == 2
+    assert loader.stats.sessions_rebuilt == 1
+    writer.close()

@@ -47,6 +47,7 @@ class LoaderStats:
     last_event_received_ms: int = 0  # newest arrival time loaded: loader lag = now - this
     errors: int = 0
     dead_letters: int = 0  # buffer records that could not be loaded, kept in `dead_letters`
+    sessions_rebuilt: int = 0  # visitors whose sessions took the slow path (`Loaded`)
 
 
 class LoaderControl(Protocol):
@@ -145,6 +146,7 @@ class Loader:
         self.stats.batches += 1
         self.stats.dead_letters += rejected
         self.stats.events_stored += loaded.stored
+        self.stats.sessions_rebuilt += loaded.sessions_rebuilt
         self.stats.events_dropped += sum(staged.drops.values())
         self.stats.last_batch_at = time.time()
         self.stats.last_event_received_ms = max(

@@ -72,6 +72,12 @@ class CadlinkCollector(Collector):
             "Buffer records the loader could not load (kept in the dead_letters table)",
         )
         dead.add_metric([], self.svc.loader.stats.dead_letters)
+        rebuilt = CounterMetricFamily(
+            "cadlink_loader_sessions_rebuilt",
+            "Visitors whose sessions a loader batch rebuilt from their stored events (late "
+            "events, or ties their ids cannot order) instead of merging (DuckDB store)",
+        )
+        rebuilt.add_metric([], self.svc.loader.stats.sessions_rebuilt)
         memory = GaugeMetricFamily(
             "cadlink_store_memory_bytes",
             "Memory the embedded event store accounts for, by use (DuckDB's duckdb_memory())",
@@ -83,6 +89,7 @@ class CadlinkCollector(Collector):
         yield from _store_process(self.svc.loader)
         yield errors
         yield dead
+        yield rebuilt
 
 
 def make_registry(svc: Services, http: HttpCounters) -> CollectorRegistry:

@@ -52,6 +52,9 @@ class Loaded:
 
     stored: int
     staged: Staged
+    # Visitors whose sessions the batch rebuilt from their stored events (late events, ties
+    # the ids cannot order: the session upkeep's slow path) instead of merging (DuckDB store).
+    sessions_rebuilt: int = 0
 
 
 @dataclass(frozen=True)

@@ -200,6 +200,7 @@ class DuckDBEventStore(DuckDBReads):
             # Catching up with nothing arriving, it uses them all.
             if busy:
                 con.execute("SET threads = 1")
+            rebuilt = self.sessions_rebuilt
             con.execute("BEGIN TRANSACTION")
             try:
                 staged = stager.stage(records) if records else Staged()
@@ -218,7 +219,7 @@ class DuckDBEventStore(DuckDBReads):
                 if busy:
                     con.execute(f"SET threads = {self._threads}")
             self._checkpoint_when_due(con)
-            return Loaded(inserted, staged)
+            return Loaded(inserted, staged, self.sessions_rebuilt - rebuilt)
 
     def _checkpoint_when_due(self, con: duckdb.DuckDBPyConnection) -> None:
         """Checkpoint once the log holds `CHECKPOINT_BYTES` (the caller holds the write lock

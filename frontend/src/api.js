@@ -80,7 +80,15 @@ function refresh() {
       body: JSON.stringify({ refreshToken: t.refreshToken }),
     });
     const body = await readJson(res);
-    if (!res.ok) throw errorOf(res, body);
+    if (!res.ok) {
+      // Another tab refreshed with the same token a moment earlier (the server refuses a token
+      // used seconds ago without ending the session): take the pair it stored.
+      const now = tokens();
+      if (res.status === 401 && now?.refreshToken && now.refreshToken !== t.refreshToken) {
+        return now.accessToken;
+      }
+      throw errorOf(res, body);
+    }
     return store(body.data).accessToken;
   })().finally(() => {
     refreshing = null;

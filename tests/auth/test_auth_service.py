@@ -18,6 +18,7 @@ from cadlink.auth import (
     decode_access_token,
     hash_refresh_token,
 )
+from cadlink.auth.service import ROTATION_LEEWAY
 from cadlink.store.meta import AlreadyExists, InvalidInput, MetaStore
 from cadlink.store.meta.models import RefreshToken
 
@@ -193,15 +194,35 @@ def test_refresh_rotates_the_pair(
 
 
 def test_reusing_a_revoked_refresh_token_revokes_the_family(
-    auth: AuthService, analyst_id: int
+    auth: AuthService, analyst_id: int, clock: Clock
 ) -> None:
     first = auth.login("ana@shop.example", PASSWORD)
     second = auth.refresh(first.refresh_token)
+    clock.advance(seconds=ROTATION_LEEWAY.total_seconds() + 1)
     with pytest.raises(InvalidToken, match="already used"):
         auth.refresh(first.refresh_token)
     # The stolen-token alarm also logged out the legitimate holder of `second`.
     with pytest.raises(InvalidToken):
         auth.refresh(second.refresh_token)
+
+
+def test_a_token_used_moments_ago_is_refused_without_the_alarm(
+    auth: AuthService, analyst_id: int, clock: Clock
+) -> None:
+    """Two tabs refreshing at once, each with the token it read: the second is refused, and
+    the pair the first got stays good (the second tab takes it from storage)."""
+    first = auth.login("ana@shop.example", PASSWORD)
+    second = auth.refresh(first.refresh_token)
+    clock.advance(seconds=ROTATION_LEEWAY.total_seconds() - 1)
+    with pytest.raises(InvalidToken, match="just used"):
+        auth.refresh(first.refresh_token)
+    third = auth.refresh(second.refresh_token)  # not revoked
+    assert third.refresh_token != second.refresh_token
+    clock.advance(seconds=2)  # past the leeway: now the alarm
+    with pytest.raises(InvalidToken, match="already used"):
+        auth.refresh(first.refresh_token)
+    with pytest.raises(InvalidToken):
+        auth.refresh(third.refresh_token)
 
 
 @pytest.mark.parametrize("token", ["", "made-up", "x" * 200])

@@ -26,7 +26,7 @@ from dashboard_harness import (
     new_context,
     shoot,
 )
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Browser, Page, Route, expect
 
 pytestmark = pytest.mark.browser
 
@@ -280,6 +280,40 @@ def test_expired_access_token_is_refreshed_and_a_dead_session_goes_to_login(
     page.wait_for_url("**/login*")
     expect(page.locator(".notice")).to_contain_text("session has ended")
     assert "next=%2Fcrm" in page.url
+    ctx.close()
+
+
+def test_two_tabs_refreshing_with_one_token_both_stay_signed_in(
+    browser: Browser, dashboard: Dashboard
+) -> None:
+    """Tab B's refresh, sent with the token both tabs read, reaches the server just after tab A
+    rotated it: B is refused without ending the session, and takes the pair A stored. (Before,
+    the server took it for a stolen token and signed both tabs out.)"""
+    ctx = new_context(browser)
+    a = ctx.new_page()
+    log_in(a, dashboard.url)
+    a.wait_for_selector('[data-metric="visitors"]')
+    stale = """() => { const t = JSON.parse(localStorage.getItem('cadlink.auth'));
+        t.accessToken = 'expired.token.value'; t.expiresAt = Date.now() + 3600e3;
+        localStorage.setItem('cadlink.auth', JSON.stringify(t)); }"""
+    a.evaluate(stale)
+    held: list[Route] = []
+    b = ctx.new_page()
+    b.route("**/api/v1/auth/refresh", lambda route: held.append(route))  # B's waits here
+    b.goto(f"{dashboard.url}/?site={dashboard.site_id}")
+    deadline = time.monotonic() + 15
+    while not held:
+        assert time.monotonic() < deadline, "tab B never asked for a refresh"
+        b.wait_for_timeout(50)
+    a.goto(f"{dashboard.url}/?site={dashboard.site_id}")  # A refreshes with the same token
+    a.wait_for_selector('[data-metric="visitors"]')
+    held[0].continue_()  # now B's, with the token A has just used
+    b.wait_for_selector('[data-metric="visitors"]')
+    assert "/login" not in b.url
+    a.evaluate(stale)  # the session lives on: the pair A stored refreshes again
+    a.reload()
+    a.wait_for_selector('[data-metric="visitors"]')
+    assert "/login" not in a.url
     ctx.close()
 
 

@@ -21,6 +21,12 @@ from cadlink.auth.tokens import (
 from cadlink.store.meta import AlreadyExists, InvalidInput, MetaStore, UserRecord
 from cadlink.store.meta.validation import normalize_email
 
+# A refresh token presented again this soon after it was used is one browser racing itself
+# (two tabs refreshing at once, each with the token it read), not a thief: it is refused, and
+# the tab takes the pair the other one stored (frontend/src/api.js). Later, a used token
+# presented again revokes every refresh token of the user. Within the leeway a thief with a
+# copied token gets nothing either; only the alarm waits.
+ROTATION_LEEWAY = timedelta(seconds=30)
 MIN_PASSWORD_LENGTH = 8
 MAX_PASSWORD_LENGTH = 1024
 _EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s.]+(\.[^@\s.]+)+$")
@@ -93,14 +99,20 @@ class AuthService:
 
         Presenting a revoked refresh token again means it was copied: every refresh token of
         that user is revoked and `InvalidToken` raised, so the thief and the user both have to
-        log in again.
+        log in again. Within `ROTATION_LEEWAY` of its revocation (or when another request is
+        rotating it at this moment) it is only refused: two tabs of one browser refresh at once.
         """
         now = self._clock()
         token_hash = hash_refresh_token(refresh_token)
         record = self._store.get_refresh_token(token_hash)
         if record is None:
             raise InvalidToken("unknown refresh token")
-        if record.revoked_at is not None or not self._store.revoke_refresh_token(token_hash, now):
+        revoked_at = record.revoked_at
+        if revoked_at is None and not self._store.revoke_refresh_token(token_hash, now):
+            revoked_at = now  # a concurrent request rotated it just now
+        if revoked_at is not None:
+            if now - revoked_at < ROTATION_LEEWAY:
+                raise InvalidToken("refresh token was just used")
             self._store.revoke_user_refresh_tokens(record.user_id)
             raise InvalidToken("refresh token was already used or revoked")
         if record.expires_at <= now:

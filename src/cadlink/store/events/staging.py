@@ -168,9 +168,7 @@ SELECT site_id, visitor FROM (
 # at random, and half of such batches rebuilt that visitor's whole session from its stored
 # events. The random bits keep ids distinct between processes that load at once.
 _NEW_ID = (
-    "printf('%012x', s.received_ms & 281474976710655) || '7' || "
-    "printf('%03x', $seq >> 18) || printf('%x', 8 | (($seq >> 16) & 3)) || "
-    "printf('%04x', $seq & 65535) || "
+    "printf('%012x', s.received_ms & 281474976710655) || $batch_hex || "
     "substr(replace(CAST(gen_random_uuid() AS VARCHAR), '-', ''), 22, 11)"
 )
 SEQ_BITS = 30
@@ -187,6 +185,12 @@ def _next_seq() -> int:
     with _seq_lock:
         _last_seq = max(_last_seq + 1, time.time_ns() // 1_000_000)
         return _last_seq & ((1 << SEQ_BITS) - 1)
+
+
+def _batch_hex(seq: int) -> str:
+    """The 8 hex digits of `_NEW_ID` after the time, the same for a whole batch: the version,
+    12 bits of `seq`, the variant with 2 more, then its last 16."""
+    return f"7{seq >> 18:03x}{8 | (seq >> 16) & 3:x}{seq & 0xFFFF:04x}"
 
 
 _ROWS_SQL = f"""
@@ -275,7 +279,7 @@ class Stager:
         self._learn_visitors()
         for site, day, reason, n in con.execute(_DROPS_SQL).fetchall():
             staged.drops[(str(site), day, str(reason))] = int(n)
-        con.execute(_ROWS_SQL, {"late_ms": self.late_ms, "seq": _next_seq()})
+        con.execute(_ROWS_SQL, {"late_ms": self.late_ms, "batch_hex": _batch_hex(_next_seq())})
         counted = con.execute("SELECT count(*) FROM staged_rows").fetchone()
         staged.rows = int(counted[0]) if counted else 0
         if staged.rows:

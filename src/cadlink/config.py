@@ -111,11 +111,12 @@ class Settings(BaseSettings):
     )
     duckdb_memory_limit: str = Field(
         "256MB",
-        description="Most memory DuckDB may use for its caches and queries (e.g. `1GB`); beyond "
-        "it, it evicts cached blocks and spills large operations to disk. 256MB runs the 30-day "
-        "dashboard at 10 M and 100 M events and keeps the server small; raise it on a large "
-        "machine for faster reports on large sites. Empty: DuckDB's default, 80% of the "
-        "machine's memory.",
+        description="Most memory DuckDB may use for its caches and queries (e.g. `1GB`) while "
+        "reports or bulk loads run, and for a minute after the last one; beyond it, it evicts "
+        "cached blocks and spills large operations to disk. The loader alone works within "
+        "96MB (or this, if smaller). 256MB runs the 30-day dashboard at 10 M and 100 M events "
+        "and keeps the server small; raise it on a large machine for faster reports on large "
+        "sites. Empty: DuckDB's default, 80% of the machine's memory.",
     )
     dedup_window_hours: int = Field(
         1,

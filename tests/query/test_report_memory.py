@@ -73,7 +73,7 @@ def test_the_dashboard_fits_a_64mb_limit(
 def test_a_report_out_of_memory_says_what_to_change(store_path: Path) -> None:
     store = DuckDBEventStore(str(store_path))
     try:
-        store._con.execute("SET memory_limit = '2MB'")  # below what any report needs
+        store._memory.configure("2MB")  # what reports get: below what any report needs
         period = Period(date(2026, 6, 1), date(2026, 6, 29))
         with pytest.raises(ReportTooLarge) as caught:
             service.dashboard(store, ReportSpec(SITE, period, (), Granularity.DAY))

@@ -1,6 +1,6 @@
 """The loader checkpoints the DuckDB store itself: after a batch, once the log is large, with
-its temporary tables gone and DuckDB's memory limit lowered to `CHECKPOINT_MEMORY` while no
-report runs (a checkpoint takes whatever the limit leaves it)."""
+its temporary tables gone, within the limit in force: `INGEST_MEMORY` while no report runs (a
+checkpoint takes whatever the limit leaves it; duckdb_memory.py)."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ import pytest
 from cadlink.events import Envelope, IncomingEvent, encode_envelope
 from cadlink.pipeline.enrichment import Enricher
 from cadlink.store.events import duckdb_store
-from cadlink.store.events.duckdb_reads import REPORT_SLOTS
-from cadlink.store.events.duckdb_store import CHECKPOINT_MEMORY, DuckDBEventStore
+from cadlink.store.events.duckdb_memory import INGEST_MEMORY
+from cadlink.store.events.duckdb_store import DuckDBEventStore
 
 UA = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"
 NOW = int(time.time() * 1000)
@@ -91,14 +91,13 @@ def _wal(tmp_path: Path) -> int:
 
 
 @pytest.mark.usefixtures("small_log")
-def test_a_batch_checkpoints_within_checkpoint_memory_after_its_tables_are_gone(
+def test_a_batch_checkpoints_within_ingest_memory_after_its_tables_are_gone(
     tmp_path: Path, enricher: Enricher
 ) -> None:
     store, recording = _store(tmp_path)
     loaded = store.load(_records(2_000, "a"), {"seg": 1}, enricher.staging)
     assert loaded.stored == 2_000
-    assert recording.checkpoints == [(_as_set(CHECKPOINT_MEMORY), [])]
-    assert _limit(store._reader()) == _as_set(LIMIT)  # given back
+    assert recording.checkpoints == [(_as_set(INGEST_MEMORY), [])]
     assert _wal(tmp_path) == 0
     assert store.count_events() == 2_000
 
@@ -111,18 +110,16 @@ def test_a_small_log_is_not_checkpointed_after_a_batch(tmp_path: Path, enricher:
 
 
 @pytest.mark.usefixtures("small_log")
-def test_beside_a_running_report_the_limit_stays(tmp_path: Path, enricher: Enricher) -> None:
-    """A lower limit would hold the report to it too: the checkpoint runs as DuckDB's would."""
+def test_beside_a_report_the_checkpoint_runs_within_the_configured_limit(
+    tmp_path: Path, enricher: Enricher
+) -> None:
+    """A lower limit would hold the report to it too. The checkpoint no longer takes the
+    report slots either: reports do not wait for it."""
     store, recording = _store(tmp_path)
-    store._report_slots.acquire()  # a report statement is running
-    try:
+    with store._report_slots, store._memory.wide():  # a report statement is running
         store.load(_records(500, "a"), {}, enricher.staging)
-    finally:
-        store._report_slots.release()
     assert recording.checkpoints == [(_as_set(LIMIT), [])]
     assert _wal(tmp_path) == 0
-    # and the checkpoint gave back the slots it took
-    assert all(store._report_slots.acquire(blocking=False) for _ in range(REPORT_SLOTS))
 
 
 @pytest.mark.usefixtures("small_log")
@@ -134,12 +131,12 @@ def test_a_failed_checkpoint_does_not_fail_the_stored_batch(
     loaded = store.load(_records(300, "a"), {"seg": 7}, enricher.staging)
     assert loaded.stored == 300
     assert len(recording.checkpoints) == 1
-    assert _limit(store._reader()) == _as_set(LIMIT)
+    assert _limit(store._reader()) == _as_set(INGEST_MEMORY)
     assert store.count_events() == 300
     assert store.positions() == {"seg": 7}
 
 
-def test_a_configured_limit_below_checkpoint_memory_is_kept(
+def test_a_configured_limit_below_ingest_memory_is_kept(
     tmp_path: Path, enricher: Enricher, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(duckdb_store, "CHECKPOINT_BYTES", 1)

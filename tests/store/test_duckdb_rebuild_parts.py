@@ -7,6 +7,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
+import duckdb
+import pytest
+
 from cadlink.ingest.buffer import SpoolReader
 from cadlink.ingest.enrich.geo import GeoLocator
 from cadlink.ingest.enrich.useragent import UserAgentParser
@@ -21,6 +24,9 @@ END = datetime(2026, 10, 31, tzinfo=UTC)
 
 def _build(path: Path, memory_limit: str, chunk_events: int) -> DuckDBEventStore:
     store = DuckDBEventStore(str(path / "events.duckdb"), memory_limit=memory_limit)
+    # One thread: what a statement holds at once then depends on the data, not on how DuckDB
+    # scheduled its tasks (with two, one piece of these events fitted 36MB in some runs).
+    store._con.execute("SET threads = 1")
     store.rebuild_chunk_events = chunk_events
     enricher = Enricher(UserAgentParser(), GeoLocator(), late_event_hours=24 * 3650)
     loader = Loader(SpoolReader(path / "spool"), store, enricher)
@@ -35,8 +41,11 @@ def _sessions(store: DuckDBEventStore) -> list[tuple[object, ...]]:
 
 def test_parts_fit_a_small_memory_limit_and_equal_one_piece(tmp_path: Path) -> None:
     whole = _build(tmp_path / "whole", "", chunk_events=10 * EVENTS)  # one piece, no limit
-    # 32MB: one piece ran out of memory at this size; parts of 10 k events fit.
-    parts = _build(tmp_path / "parts", "32MB", chunk_events=10_000)
+    # 22MB: one piece runs out of memory at this size (it needed 24-28MB); parts of 10 k
+    # events fit (they needed 16-20MB).
+    with pytest.raises(duckdb.OutOfMemoryException):
+        _build(tmp_path / "one", "22MB", chunk_events=10 * EVENTS)
+    parts = _build(tmp_path / "parts", "22MB", chunk_events=10_000)
     expected = _sessions(whole)
     assert len(expected) > 1_000
     assert _sessions(parts) == expected

@@ -71,7 +71,8 @@ def test_dashboard_errors_name_the_field(running: Running) -> None:
 def test_a_report_out_of_the_stores_memory_is_a_503_that_says_why(running: Running) -> None:
     store = running.services.events
     assert isinstance(store, DuckDBEventStore)
-    store._con.execute("SET memory_limit = '2MB'")  # below what any report needs
+    configured = store._memory.configured
+    store._memory.configure("2MB")  # what reports get: below what any report needs
     r = running.client.get(
         "/api/v1/analytics/dashboard", params={"siteId": running.site_id}, headers=running.auth
     )
@@ -80,7 +81,7 @@ def test_a_report_out_of_the_stores_memory_is_a_503_that_says_why(running: Runni
     error = r.json()["error"]
     assert error["code"] == "report_too_large"
     assert "CADLINK_DUCKDB_MEMORY_LIMIT" in error["message"]
-    store._con.execute("RESET memory_limit")
+    store._memory.configure(configured)
     r = running.client.get(
         "/api/v1/analytics/dashboard", params={"siteId": running.site_id}, headers=running.auth
     )

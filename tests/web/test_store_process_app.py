@@ -63,7 +63,13 @@ def test_collect_reports_and_exports_through_the_store_process(split: Running) -
 
     db = split.client.get("/api/health/db").json()["data"]
     assert db["events"]["engine"] == "duckdb" and db["events"]["process"] == "store"
+    # The web process reads the loader's numbers as of the keeper's last poll of the child
+    # (every 0.2 s; later on a busy machine).
+    deadline = time.monotonic() + 10
     queue = split.client.get("/api/health/queue").json()["data"]
+    while queue["eventsStored"] < 8 and time.monotonic() < deadline:
+        time.sleep(0.05)
+        queue = split.client.get("/api/health/queue").json()["data"]
     assert queue["eventsStored"] == 8 and queue["backlogBytes"] == 0
     metrics = split.client.get("/metrics").text
     rss = next(

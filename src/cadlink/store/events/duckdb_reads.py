@@ -13,6 +13,7 @@ import duckdb
 
 from cadlink.events import EVENT_COLUMN_NAMES
 from cadlink.store.events.base import EventPage, ReportTooLarge
+from cadlink.store.events.duckdb_memory import MemoryLimit
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -32,9 +33,14 @@ class DuckDBReads:
 
     _con: duckdb.DuckDBPyConnection
     _report_slots: threading.BoundedSemaphore
+    _memory: MemoryLimit
+    _catalog: str  # the database file's catalog ("" for an in-memory store)
 
     def _reader(self) -> duckdb.DuckDBPyConnection:
-        return self._con.cursor()
+        cur = self._con.cursor()
+        if self._catalog:
+            cur.execute(f"USE {self._catalog}")  # a new connection starts in the in-memory one
+        return cur
 
     def list_events(
         self,
@@ -124,8 +130,8 @@ class DuckDBReads:
 
     def fetch(self, sql: str, params: Sequence[Any]) -> list[dict[str, Any]]:
         """Run a read-only statement from the query layer on a reader cursor, once one of the
-        `REPORT_SLOTS` is free."""
-        with self._report_slots:
+        `REPORT_SLOTS` is free, with the configured memory limit (duckdb_memory.py)."""
+        with self._report_slots, self._memory.wide():
             return self._fetch(sql, params)
 
     def _fetch(self, sql: str, params: Sequence[Any]) -> list[dict[str, Any]]:

@@ -18,6 +18,7 @@ import duckdb
 
 from cadlink.store.events import rollups
 from cadlink.store.events.base import Loaded, StoreBatch
+from cadlink.store.events.duckdb_memory import MemoryLimit
 from cadlink.store.events.duckdb_reads import EVENT_COLUMNS, REPORT_SLOTS, DuckDBReads
 from cadlink.store.events.duckdb_schema import (
     EVENTS_DDL,
@@ -49,19 +50,16 @@ _ADD_ROLLUPS = [rollups.render(sql, "duckdb") for sql in rollups.add_statements(
 _COMPACT_ROLLUPS = [rollups.render(sql, "duckdb") for sql in rollups.compact_statements()]
 
 
-# A checkpoint compresses the write-ahead log's rows into the database file. At 16MB of log
-# (DuckDB's default) every checkpoint re-compressed the same partly filled row groups again,
-# and commits took 6.8 µs per event (40 k-event batches, 600 k stored); at 64MB they take 3.0
-# µs, the loader's whole write 14.8 -> 10.8 µs. The loader checkpoints itself
-# (`_checkpoint_when_due`), after a batch's tables are gone; DuckDB's own threshold, higher,
-# is the backstop for the writes that do not (rebuilds, erasures).
-CHECKPOINT_BYTES = 64 << 20
+# A checkpoint compresses the write-ahead log's rows into the database file; until then they
+# are in memory, uncompressed (about 1.4 times the log). With DuckDB's row groups of 122,880
+# rows, every checkpoint re-compressed the same partly filled row group, so checkpoints at
+# 16MB of log cost the loader a quarter more CPU than at 64MB. With `ROW_GROUP_ROWS` the
+# partial group is small: at 16MB the loader's CPU per event is the same as at 64MB, and a
+# stream of small batches holds 50 MB less (docs/benchmarks.md, eleventh pass). The loader
+# checkpoints itself (`_checkpoint_when_due`), after a batch's tables are gone; DuckDB's own
+# threshold, higher, is the backstop for the writes that do not (rebuilds, erasures).
+CHECKPOINT_BYTES = 16 << 20
 CHECKPOINT_THRESHOLD = "256MB"
-# A checkpoint takes whatever memory the limit leaves it: in the ingest benchmark every one
-# held DuckDB at 236-239 MB of its 256MB, for 0.3-1.2 s, and set the store's peak. Given
-# 128MB the peak fell by 60 MB at no cost measured; given 64MB by 70 MB, but the loader's CPU
-# per event rose a tenth (the checkpoint evicts what it cannot hold). docs/benchmarks.md.
-CHECKPOINT_MEMORY = "128MB"
 # `rebuild_sessions` numbers this many events into sessions at a time (at most): a part of
 # 10 M demo events fits the default memory limit with room for the reports beside it.
 REBUILD_CHUNK_EVENTS = 1_000_000
@@ -69,6 +67,17 @@ REBUILD_CHUNK_EVENTS = 1_000_000
 # each checkpoint re-compresses the last, partly filled row group (a quiet site would pay that
 # after every few events).
 SETTLE_MIN_WAL_BYTES = 4 << 20
+# Rows per row group of the store's tables (DuckDB's default: 122,880). An INSERT that fills
+# a whole row group inside its transaction writes it to the file, compressed, at once
+# ("optimistic writes"); a smaller one keeps its rows in memory, uncompressed, until a
+# checkpoint. A 16 MiB loader batch (about 27,000 events) never filled 122,880 rows, so
+# every batch stayed in memory: DuckDB held 85 MB of such rows at the loader's peak, and
+# each checkpoint re-compressed the same partly filled row group. At 16,384 rows a batch
+# goes to the file as it is inserted (24 MB held; the loader's CPU per event no higher).
+# DuckDB does not keep this in the file: every open of it passes it (`_open`).
+ROW_GROUP_ROWS = 16_384
+# The catalog name the database file is attached as (the default of every connection).
+CATALOG = "store"
 
 
 class DuckDBEventStore(DuckDBReads):
@@ -102,14 +111,14 @@ class DuckDBEventStore(DuckDBReads):
         }
         if memory_limit:
             config["memory_limit"] = memory_limit
-        self._con = duckdb.connect(path, config=config)
+        if path != ":memory:":
+            # What a report cannot hold spills beside the file (DuckDB's default for a file
+            # opened directly; the in-memory database `_open` attaches it to has none).
+            config["temp_directory"] = path + ".tmp"
+        self._con = _open(path, config)
+        self._catalog = CATALOG if path != ":memory:" else ""
         self._wal = Path(path + ".wal") if path != ":memory:" else None
-        row = self._con.execute("SELECT current_setting('memory_limit')").fetchone()
-        limit = str(row[0]) if row else ""  # in DuckDB's spelling ("244.1 MiB"), whatever ours
-        self._memory_limit = memory_limit or limit  # what to go back to
-        # Checkpoints get `CHECKPOINT_MEMORY` when that is below the limit.
-        below = _bytes(limit) > _bytes(CHECKPOINT_MEMORY)
-        self._checkpoint_memory = CHECKPOINT_MEMORY if below else None
+        self._memory = MemoryLimit(self._con, memory_limit)
         self._stager: Stager | None = None
         # The loader's batch, as DuckDB reads it (staging.py): beside the database file.
         self._scratch = (
@@ -154,7 +163,7 @@ class DuckDBEventStore(DuckDBReads):
 
     def write(self, batch: StoreBatch) -> int:
         """Store enriched Arrow rows (imports, tests); the loader uses `load`."""
-        with self._write_lock:
+        with self._write_lock, self._memory.wide():
             con = self._con
             con.execute("BEGIN TRANSACTION")
             try:
@@ -193,6 +202,7 @@ class DuckDBEventStore(DuckDBReads):
             stager = self._stager
             if stager is None or stager.staging is not staging:
                 stager = self._stager = Stager(con, staging, self._scratch)
+            self._memory.lower_when_quiet()  # between batches: nothing of the loader's held
             # A loader batch is a few dozen statements over tens of thousands of rows: run in
             # parallel they cost a quarter more CPU (task hand-offs between DuckDB's threads)
             # and take a core from the request path. While requests arrive, a batch runs on
@@ -233,37 +243,15 @@ class DuckDBEventStore(DuckDBReads):
             log.warning("checkpoint failed; DuckDB retries at its own threshold", exc_info=True)
 
     def _checkpoint(self, con: duckdb.DuckDBPyConnection) -> None:
-        """CHECKPOINT within `CHECKPOINT_MEMORY` while no report runs (the limit is the
-        database's, so a report would get that little too); beside a report, within the
-        configured limit, as DuckDB would."""
-        taken = 0
-        while taken < REPORT_SLOTS and self._report_slots.acquire(blocking=False):
-            taken += 1
+        """CHECKPOINT within the limit in force: `INGEST_MEMORY` while only the loader works
+        (duckdb_memory.py). A checkpoint takes whatever the limit leaves it: within 256MB,
+        every one held DuckDB at 236-239 MB for 0.3-1.2 s and set the store's peak. One that
+        does not fit runs again within the configured limit."""
         try:
-            lower = self._checkpoint_memory
-            if taken < REPORT_SLOTS or lower is None or not self._set_limit(con, lower):
+            con.execute("CHECKPOINT")
+        except duckdb.OutOfMemoryException:
+            with self._memory.wide():
                 con.execute("CHECKPOINT")
-                return
-            try:
-                con.execute("CHECKPOINT")
-            except duckdb.OutOfMemoryException:
-                self._set_limit(con, self._memory_limit)
-                con.execute("CHECKPOINT")
-            finally:
-                self._set_limit(con, self._memory_limit)
-        finally:
-            for _ in range(taken):
-                self._report_slots.release()
-
-    @staticmethod
-    def _set_limit(con: duckdb.DuckDBPyConnection, limit: str) -> bool:
-        """Set DuckDB's memory limit; False if it could not (lowered, it frees what it can
-        first)."""
-        try:
-            con.execute(f"SET memory_limit = '{limit}'")
-        except duckdb.Error:
-            return False
-        return True
 
     def _finish(
         self,
@@ -299,7 +287,7 @@ class DuckDBEventStore(DuckDBReads):
     def append(self, batch: StoreBatch) -> int:
         """Bulk path for freshly generated or imported history: append rows without the
         duplicate check or session upkeep; call `rebuild_sessions` once afterwards."""
-        with self._write_lock:
+        with self._write_lock, self._memory.wide():
             con = self._con
             con.execute("BEGIN TRANSACTION")
             try:
@@ -323,7 +311,7 @@ class DuckDBEventStore(DuckDBReads):
         A visitor's sessions need only that visitor's events, so the site's visitors are
         rebuilt in parts of about `rebuild_chunk_events` events (by a hash of their id): in
         one piece, numbering 10 M events into sessions ran out of the default 256MB."""
-        with self._write_lock:
+        with self._write_lock, self._memory.wide():
             con = self._con
             con.execute("BEGIN TRANSACTION")
             try:
@@ -435,8 +423,9 @@ class DuckDBEventStore(DuckDBReads):
         hold them, about 50 MB after a burst, until the next one.
         Checkpointed, they are compressed on disk, the memory goes back and a restart replays
         no log. (DuckDB checkpoints beside open readers and writers.)"""
-        if self._wal is not None and _size(self._wal) >= SETTLE_MIN_WAL_BYTES:
-            with self._write_lock:
+        with self._write_lock:
+            self._memory.lower_when_quiet()
+            if self._wal is not None and _size(self._wal) >= SETTLE_MIN_WAL_BYTES:
                 self._checkpoint(self._con)
 
     def forget_positions(self, segments: list[str]) -> None:
@@ -456,21 +445,21 @@ class DuckDBEventStore(DuckDBReads):
             self._con.close()
 
 
+def _open(
+    path: str, config: dict[str, str | bool | int | float | list[str]]
+) -> duckdb.DuckDBPyConnection:
+    """Open the store's database with `ROW_GROUP_ROWS` (an option of ATTACH only, so the
+    file is attached to an in-memory database as `CATALOG`, every connection's default)."""
+    con = duckdb.connect(":memory:", config=config)
+    if path != ":memory:":
+        escaped = path.replace("'", "''")
+        con.execute(f"ATTACH '{escaped}' AS {CATALOG} (ROW_GROUP_SIZE {ROW_GROUP_ROWS})")
+        con.execute(f"USE {CATALOG}")
+    return con
+
+
 def _size(path: Path) -> int:
     try:
         return path.stat().st_size
     except FileNotFoundError:
         return 0
-
-
-_UNITS = {"": 1, "b": 1, "bytes": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12}
-_UNITS |= {"kib": 1 << 10, "mib": 1 << 20, "gib": 1 << 30, "tib": 1 << 40}
-
-
-def _bytes(limit: str) -> float:
-    """A DuckDB memory size ("128MB", "244.1 MiB") in bytes; 0 for one it does not know."""
-    number = limit.rstrip("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ ")
-    try:
-        return float(number) * _UNITS[limit[len(number) :].strip().lower()]
-    except (ValueError, KeyError):
-        return 0.0

@@ -94,6 +94,18 @@ def create_app(settings: Settings, services: Services | None = None) -> CadlinkA
         lifespan=lifespan,
         docs_url="/docs",
         redoc_url=None,
+        # FastAPI traces, measures and logs every request through OpenTelemetry's global
+        # providers by default; with a provider installed by anything else in the process, or
+        # FASTAPI_OTEL_AUTO_CONFIGURE=true, the dashboard API's paths and query strings (site
+        # ids, filters) would be exported to wherever it points. Nothing leaves the server
+        # unless its operator says so: /metrics is ours.
+        telemetry={
+            "tracing": False,
+            "metrics": False,
+            "logs": False,
+            "operation_spans": False,
+            "auto_configure": False,
+        },
     )
     api.state.services = svc
     api.state.metrics_registry = metrics.make_registry(svc, http)

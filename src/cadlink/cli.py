@@ -15,7 +15,7 @@ from typing import Any
 import click
 
 from cadlink.config import Settings, unknown_settings
-from cadlink.heap import release_free_memory
+from cadlink.heap import map_large_buffers, release_free_memory
 
 
 def _settings() -> Settings:
@@ -78,6 +78,7 @@ def serve(host: str | None, port: int | None) -> None:
     gc.collect()
     gc.freeze()
     release_free_memory()
+    map_large_buffers()  # the loader's batches, when it runs in this process
     uvicorn.run(
         app,
         host=host or settings.host,

@@ -26,7 +26,7 @@ from dataclasses import replace
 from multiprocessing.connection import Connection, Listener
 from typing import Any
 
-from cadlink.heap import release_free_memory
+from cadlink.heap import map_large_buffers, release_free_memory
 from cadlink.ingest.buffer import Backlog
 from cadlink.pipeline.store_status import READY, IdentityOutbox, StoreStatus
 from cadlink.store.events.base import EventStore
@@ -145,6 +145,7 @@ def run(
     """The store process: open the stores, serve the web process, load until told to stop."""
     from cadlink.services import build_loader, open_events_waiting
 
+    map_large_buffers()  # the loader's batches: 16 MiB each, read from the spool
     store = open_events_waiting(settings)
     backlog = Backlog()
     # Identified users go to the web process, which records them in the metadata store:

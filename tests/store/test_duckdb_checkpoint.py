@@ -4,48 +4,17 @@ checkpoint takes whatever the limit leaves it; duckdb_memory.py)."""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import pytest
+from duck_memory import LIMIT, as_set, limit_of, records
 
-from cadlink.events import Envelope, IncomingEvent, encode_envelope
 from cadlink.pipeline.enrichment import Enricher
 from cadlink.store.events import duckdb_store
 from cadlink.store.events.duckdb_memory import INGEST_MEMORY
 from cadlink.store.events.duckdb_store import DuckDBEventStore
-
-UA = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"
-NOW = int(time.time() * 1000)
-LIMIT = "256MB"
-
-
-def _records(n: int, prefix: str) -> bytes:
-    lines = []
-    for i in range(n):
-        event = IncomingEvent(
-            event_type="page_view", event_id=f"{prefix}{i}", timestamp=NOW + i,
-            page_url=f"https://shop.example/p/{i}", properties={"pad": "y" * 100},
-        )  # fmt: skip
-        lines.append(
-            encode_envelope(Envelope(NOW + i, "site-1", i % 50, "203.0.113.0", UA, [event]))
-        )
-    return b"".join(lines)
-
-
-def _limit(con: duckdb.DuckDBPyConnection) -> str:
-    row = con.execute("SELECT current_setting('memory_limit')").fetchone()
-    assert row is not None
-    return str(row[0])
-
-
-def _as_set(limit: str) -> str:
-    """How DuckDB reports a limit after `SET memory_limit = limit`."""
-    con = duckdb.connect()
-    con.execute(f"SET memory_limit = '{limit}'")
-    return _limit(con)
 
 
 class _Recording:
@@ -64,7 +33,7 @@ class _Recording:
                 "SELECT table_name FROM duckdb_tables() WHERE temporary "
                 "AND table_name NOT LIKE 'lookup_%' ORDER BY 1"
             ).fetchall()
-            self.checkpoints.append((_limit(side), [t for (t,) in temps]))
+            self.checkpoints.append((limit_of(side), [t for (t,) in temps]))
             if self.fail:
                 raise duckdb.IOException("disk on fire")
         return self._con.execute(sql, *args, **kwargs)
@@ -95,16 +64,16 @@ def test_a_batch_checkpoints_within_ingest_memory_after_its_tables_are_gone(
     tmp_path: Path, enricher: Enricher
 ) -> None:
     store, recording = _store(tmp_path)
-    loaded = store.load(_records(2_000, "a"), {"seg": 1}, enricher.staging)
+    loaded = store.load(records(2_000, "a", pad=True), {"seg": 1}, enricher.staging)
     assert loaded.stored == 2_000
-    assert recording.checkpoints == [(_as_set(INGEST_MEMORY), [])]
+    assert recording.checkpoints == [(as_set(INGEST_MEMORY), [])]
     assert _wal(tmp_path) == 0
     assert store.count_events() == 2_000
 
 
 def test_a_small_log_is_not_checkpointed_after_a_batch(tmp_path: Path, enricher: Enricher) -> None:
     store, recording = _store(tmp_path)
-    store.load(_records(200, "a"), {}, enricher.staging)
+    store.load(records(200, "a", pad=True), {}, enricher.staging)
     assert recording.checkpoints == []
     assert _wal(tmp_path) > 0
 
@@ -117,8 +86,8 @@ def test_beside_a_report_the_checkpoint_runs_within_the_configured_limit(
     report slots either: reports do not wait for it."""
     store, recording = _store(tmp_path)
     with store._report_slots, store._memory.wide():  # a report statement is running
-        store.load(_records(500, "a"), {}, enricher.staging)
-    assert recording.checkpoints == [(_as_set(LIMIT), [])]
+        store.load(records(500, "a", pad=True), {}, enricher.staging)
+    assert recording.checkpoints == [(as_set(LIMIT), [])]
     assert _wal(tmp_path) == 0
 
 
@@ -128,10 +97,10 @@ def test_a_failed_checkpoint_does_not_fail_the_stored_batch(
 ) -> None:
     """Raising would make the loader load the batch again (new ids for events sent without)."""
     store, recording = _store(tmp_path, fail=True)
-    loaded = store.load(_records(300, "a"), {"seg": 7}, enricher.staging)
+    loaded = store.load(records(300, "a", pad=True), {"seg": 7}, enricher.staging)
     assert loaded.stored == 300
     assert len(recording.checkpoints) == 1
-    assert _limit(store._reader()) == _as_set(INGEST_MEMORY)
+    assert limit_of(store._reader()) == as_set(INGEST_MEMORY)
     assert store.count_events() == 300
     assert store.positions() == {"seg": 7}
 
@@ -143,5 +112,5 @@ def test_a_configured_limit_below_ingest_memory_is_kept(
     store = DuckDBEventStore(str(tmp_path / "events.duckdb"), memory_limit="48MB")
     recording = _Recording(store._con)
     store._con = recording  # type: ignore[assignment]
-    store.load(_records(300, "a"), {}, enricher.staging)
-    assert recording.checkpoints == [(_as_set("48MB"), [])]
+    store.load(records(300, "a", pad=True), {}, enricher.staging)
+    assert recording.checkpoints == [(as_set("48MB"), [])]

@@ -4,39 +4,17 @@ one (duckdb_memory.py)."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import duckdb
 import pytest
+from duck_memory import LIMIT, as_set, records
 
-from cadlink.events import Envelope, IncomingEvent, encode_envelope
 from cadlink.pipeline.enrichment import Enricher
 from cadlink.store.events import duckdb_memory
 from cadlink.store.events.duckdb_memory import INGEST_MEMORY, MemoryLimit
 from cadlink.store.events.duckdb_store import DuckDBEventStore
-
-UA = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"
-NOW = int(time.time() * 1000)
-LIMIT = "256MB"
-
-
-def _records(n: int, prefix: str) -> bytes:
-    lines = []
-    for i in range(n):
-        event = IncomingEvent(event_type="page_view", event_id=f"{prefix}{i}", timestamp=NOW + i)
-        lines.append(encode_envelope(Envelope(NOW + i, "site-1", i % 50, "", UA, [event])))
-    return b"".join(lines)
-
-
-def _as_set(limit: str) -> str:
-    """How DuckDB reports a limit after `SET memory_limit = limit`."""
-    con = duckdb.connect()
-    con.execute(f"SET memory_limit = '{limit}'")
-    row = con.execute("SELECT current_setting('memory_limit')").fetchone()
-    assert row is not None
-    return str(row[0])
 
 
 def _limit(store: DuckDBEventStore) -> str:
@@ -60,27 +38,27 @@ def store(tmp_path: Path) -> Iterator[DuckDBEventStore]:
 def test_the_loader_alone_works_within_ingest_memory(
     store: DuckDBEventStore, enricher: Enricher
 ) -> None:
-    assert _limit(store) == _as_set(INGEST_MEMORY)  # from the start
-    store.load(_records(300, "a"), {}, enricher.staging)
-    assert _limit(store) == _as_set(INGEST_MEMORY)
+    assert _limit(store) == as_set(INGEST_MEMORY)  # from the start
+    store.load(records(300, "a"), {}, enricher.staging)
+    assert _limit(store) == as_set(INGEST_MEMORY)
     assert store.count_events() == 300
 
 
 def test_a_report_runs_with_the_configured_limit_which_lingers_after_it(
     store: DuckDBEventStore, enricher: Enricher, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    assert _in_report(store) == _as_set(LIMIT)
+    assert _in_report(store) == as_set(LIMIT)
     # The loader's next batch, soon after: the dashboard's blocks stay cached.
-    store.load(_records(100, "a"), {}, enricher.staging)
-    assert _limit(store) == _as_set(LIMIT)
+    store.load(records(100, "a"), {}, enricher.staging)
+    assert _limit(store) == as_set(LIMIT)
     # Once reports have been quiet for REPORT_LINGER_S, the loader lowers it between batches.
     monkeypatch.setattr(duckdb_memory, "REPORT_LINGER_S", 0.0)
-    store.load(_records(100, "b"), {}, enricher.staging)
-    assert _limit(store) == _as_set(INGEST_MEMORY)
+    store.load(records(100, "b"), {}, enricher.staging)
+    assert _limit(store) == as_set(INGEST_MEMORY)
     # ... and an idle loader's settle does too.
-    assert _in_report(store) == _as_set(LIMIT)
+    assert _in_report(store) == as_set(LIMIT)
     store.settle()
-    assert _limit(store) == _as_set(INGEST_MEMORY)
+    assert _limit(store) == as_set(INGEST_MEMORY)
 
 
 def test_it_is_not_lowered_while_a_report_runs(
@@ -88,16 +66,16 @@ def test_it_is_not_lowered_while_a_report_runs(
 ) -> None:
     monkeypatch.setattr(duckdb_memory, "REPORT_LINGER_S", 0.0)
     with store._memory.wide():  # a report (or an export of the bulk kind) is running
-        store.load(_records(100, "a"), {}, enricher.staging)
-        assert _limit(store) == _as_set(LIMIT)
+        store.load(records(100, "a"), {}, enricher.staging)
+        assert _limit(store) == as_set(LIMIT)
     store.settle()
-    assert _limit(store) == _as_set(INGEST_MEMORY)
+    assert _limit(store) == as_set(INGEST_MEMORY)
 
 
 def test_bulk_loads_get_the_configured_limit(store: DuckDBEventStore) -> None:
-    assert _limit(store) == _as_set(INGEST_MEMORY)
+    assert _limit(store) == as_set(INGEST_MEMORY)
     store.rebuild_sessions("site-1")
-    assert _limit(store) == _as_set(LIMIT)  # raised for the rebuild, and lingering
+    assert _limit(store) == as_set(LIMIT)  # raised for the rebuild, and lingering
 
 
 def test_a_limit_that_cannot_be_lowered_yet_is_tried_again(
@@ -108,20 +86,20 @@ def test_a_limit_that_cannot_be_lowered_yet_is_tried_again(
     monkeypatch.setattr(duckdb_memory, "REPORT_LINGER_S", 0.0)
     monkeypatch.setattr(MemoryLimit, "_set", lambda self, limit: False)
     assert not store._memory.lower_when_quiet()
-    assert _limit(store) == _as_set(LIMIT)
+    assert _limit(store) == as_set(LIMIT)
     monkeypatch.undo()
     monkeypatch.setattr(duckdb_memory, "REPORT_LINGER_S", 0.0)
     assert store._memory.lower_when_quiet()
-    assert _limit(store) == _as_set(INGEST_MEMORY)
+    assert _limit(store) == as_set(INGEST_MEMORY)
 
 
 def test_a_configured_limit_at_or_below_ingest_memory_is_kept_for_everything(
     tmp_path: Path, enricher: Enricher
 ) -> None:
     store = DuckDBEventStore(str(tmp_path / "events.duckdb"), memory_limit="48MB")
-    store.load(_records(100, "a"), {}, enricher.staging)
-    assert _limit(store) == _as_set("48MB")
-    assert _in_report(store) == _as_set("48MB")
+    store.load(records(100, "a"), {}, enricher.staging)
+    assert _limit(store) == as_set("48MB")
+    assert _in_report(store) == as_set("48MB")
     store.close()
 
 
@@ -151,4 +129,4 @@ def test_a_checkpoint_that_does_not_fit_runs_within_the_configured_limit(
             return self._con.execute(sql)
 
     store._checkpoint(_Tight(store._con))  # type: ignore[arg-type]
-    assert limits == [_as_set(INGEST_MEMORY), _as_set(LIMIT)]
+    assert limits == [as_set(INGEST_MEMORY), as_set(LIMIT)]

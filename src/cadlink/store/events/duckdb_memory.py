@@ -1,7 +1,7 @@
 """DuckDB's memory limit, by what the store is doing.
 
 The limit is the database's, not a statement's, and DuckDB keeps cached blocks of the file up
-to it. The loader alone needs little: with row groups it fills at once (duckdb_store.py) a
+to it. The loader alone needs little: with the store's small row groups (duckdb_store.py) a
 16 MiB batch and its checkpoints fit `INGEST_MEMORY`, at the same CPU per event as at 256MB
 (docs/benchmarks.md). Reports and bulk loads want the configured limit
 (`CADLINK_DUCKDB_MEMORY_LIMIT`): a report over 10 M events needs most of 256MB.
@@ -79,10 +79,6 @@ class MemoryLimit:
             # still holding memory) fails the SET, and the next call tries again.
             self._raised = not self._set(self.ingest)
             return not self._raised
-
-    @property
-    def current(self) -> str:
-        return self.configured if self._raised or self.ingest is None else self.ingest
 
     def _set(self, limit: str) -> bool:
         try:

@@ -96,10 +96,9 @@ LOOKUP_DDL = (
 _LOOKUP_TABLES = ("lookup_agents", "lookup_places", "lookup_attribution", "lookup_visitors")
 _LOOKUP_SIZES_SQL = "SELECT " + ", ".join(f"(SELECT count(*) FROM {t})" for t in _LOOKUP_TABLES)
 
-# Lines → one row per event, read from the batch's scratch files by DuckDB's JSON reader (its
-# own newline scanner: a third of the cost of splitting one large string in SQL), in file
-# order. `k` keys
-# the event's attribution inputs: the same seven values always hash alike within a
+# Lines → one row per event, read from the batch's scratch files, in order, by DuckDB's JSON
+# reader (its own newline scanner: a third of the cost of splitting one large string in SQL).
+# `k` keys the event's attribution inputs: the same seven values always hash alike within a
 # connection (the lookup table lives no longer than it). Joining on one 64-bit hash instead of
 # seven nullable strings is several times cheaper; two distinct inputs share a hash with odds
 # of about 1 in 10^9 for a full lookup table (200,000 keys), which would give one of them the

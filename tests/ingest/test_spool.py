@@ -10,10 +10,6 @@ import pytest
 from cadlink.ingest.buffer import Backlog, BufferFull, SpoolReader, SpoolWriter
 
 
-def _records(batch_chunks: list[bytes]) -> list[bytes]:
-    return [line for chunk in batch_chunks for line in chunk.split(b"\n")[:-1]]
-
-
 def test_records_round_trip_in_order(tmp_path: Path) -> None:
     writer = SpoolWriter(tmp_path, fsync="never")
     records = [f"record-{i}".encode() for i in range(100)]
@@ -158,9 +154,11 @@ def test_reading_in_batches_loses_nothing(tmp_path: Path, budget: int) -> None:
     positions: dict[str, int] = {}
     got: list[bytes] = []
     while (batch := reader.read(positions, budget)).positions:
-        assert batch.chunks or batch.torn
-        assert batch.size <= max(budget, 300 + 1)  # whole records, at most one over budget
-        got.extend(_records(batch.chunks))
+        assert batch.data or batch.torn
+        assert batch.size == len(batch.data) <= max(budget, 300 + 1)  # at most one over budget
+        # Where the records came from: read again, they are the same bytes (no torn tail).
+        assert reader.reread(batch.spans) == batch.data
+        got.extend(batch.records_list)
         positions.update(batch.positions)
     assert got == records
 

@@ -4,11 +4,11 @@ Exactly-once: rows, drop counts and the buffer positions they came from are comm
 store transaction, and the store skips event ids it already holds. A crash anywhere replays
 from the last committed position and changes nothing twice.
 
-A batch is runs of whole buffer records, read with a `read()` per segment and handed to the
-store as they are: the store parses and enriches them in DuckDB (store/events/staging.py),
-which runs without the interpreter lock, so loading takes little from the request path
-beyond the CPU it uses. Python sees a batch's new distinct user agents, places, referrers and
-consented visitors, not its events.
+A batch is whole buffer records, read into one buffer with a `readinto()` per segment and
+handed to the store as it is (the store empties it once staged): the store parses and
+enriches them in DuckDB (store/events/staging.py), which runs without the interpreter lock,
+so loading takes little from the request path beyond the CPU it uses. Python sees a
+batch's new distinct user agents, places, referrers and consented visitors, not its events.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Protocol
 import msgspec
 
 from cadlink.events import Envelope, decode_envelope, encode_envelope
-from cadlink.ingest.buffer import Backlog, SpoolReader
+from cadlink.ingest.buffer import Backlog, ReadBatch, SpoolReader
 from cadlink.store.events.base import EventStore, Loaded, StoreBatch
 from cadlink.store.events.staged import Identity, Lookups
 
@@ -161,14 +161,17 @@ class Loader:
             self.on_loaded(loaded.stored)
         return loaded.stored
 
-    def _load(self, records: bytes, positions: dict[str, int]) -> int:
+    def _load(self, batch: ReadBatch) -> int:
         staging = self.enricher.staging
         busy = self.arrived_meanwhile  # records arrived while the last batch was loaded
+        positions = batch.positions
         try:
-            return self._record(self.store.load(records, positions, staging, busy=busy))
+            # The store empties `batch.data` once it has staged its own copy.
+            return self._record(self.store.load(batch.data, positions, staging, busy=busy))
         except MemoryError:
             raise  # run_once retries with a smaller batch
         except Exception:
+            records = self.reader.reread(batch.spans)
             good, rejected = _split_bad(records, staging.lookups)
             if not rejected:
                 raise  # the records are fine: the store failed; retry the batch later
@@ -183,18 +186,16 @@ class Loader:
         self.last_batch_full = batch.more  # more is waiting: load it at once
         stored = -1
         if batch.positions:
-            records = b"".join(batch.chunks)  # one chunk: joined without a copy
-            batch.chunks = []
             try:
-                stored = self._load(records, batch.positions)
+                stored = self._load(batch)
             except MemoryError:
                 if self.budget <= MIN_BATCH_BYTES:
                     raise
-                self.budget = max(MIN_BATCH_BYTES, min(self.budget, len(records)) // 2)
+                self.budget = max(MIN_BATCH_BYTES, min(self.budget, batch.size) // 2)
                 log.warning(
                     "a batch of %d bytes did not fit in memory; trying %d bytes at a time "
                     "(raise CADLINK_DUCKDB_MEMORY_LIMIT to load faster)",
-                    len(records),
+                    batch.size,
                     self.budget,
                 )
                 self.last_batch_full = True  # try again at once, smaller

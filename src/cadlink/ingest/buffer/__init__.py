@@ -6,6 +6,13 @@ and Redis Streams (server mode).
 """
 
 from cadlink.ingest.buffer.base import Backlog, BufferFull, BufferWriter
-from cadlink.ingest.buffer.spool import SpoolReader, SpoolWriter
+from cadlink.ingest.buffer.spool import ReadBatch, SpoolReader, SpoolWriter
 
-__all__ = ["Backlog", "BufferFull", "BufferWriter", "SpoolReader", "SpoolWriter"]
+__all__ = [
+    "Backlog",
+    "BufferFull",
+    "BufferWriter",
+    "ReadBatch",
+    "SpoolReader",
+    "SpoolWriter",
+]

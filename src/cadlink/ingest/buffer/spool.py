@@ -160,13 +160,17 @@ class SpoolWriter:
 class ReadBatch:
     """Records read from the spool and the positions to commit once they are stored.
 
-    `chunks` are runs of whole records (lines), each from one segment, in spool order.
+    `data` holds whole records (lines), in spool order, in one buffer: a batch is handed to
+    the store as it is, and the store may empty it once it has its own copy (staging.py), so
+    that the loader does not hold 16 MiB twice. `spans` says where they came from, so that
+    they can be read again (`SpoolReader.reread`).
     """
 
-    chunks: list[bytes] = field(default_factory=list)
+    data: bytearray = field(default_factory=bytearray)
+    spans: list[tuple[str, int, int]] = field(default_factory=list)  # (segment, start, end)
     positions: dict[str, int] = field(default_factory=dict)
     records: int = 0
-    size: int = 0  # bytes in `chunks`
+    size: int = 0  # bytes of whole records in `data`
     # Torn tails skipped in sealed segments: (segment, bytes); never acknowledged records.
     torn: list[tuple[str, int]] = field(default_factory=list)
     more: bool = False  # stopped at the budget with whole records left to read
@@ -174,7 +178,7 @@ class ReadBatch:
     @property
     def records_list(self) -> list[bytes]:
         """Every record, without its newline (for tests and inspection)."""
-        return [line for chunk in self.chunks for line in chunk.split(b"\n")[:-1]]
+        return bytes(self.data).split(b"\n")[:-1]
 
 
 def is_sealed(path: Path) -> bool:
@@ -205,28 +209,42 @@ class SpoolReader:
     def read(self, positions: dict[str, int], max_bytes: int) -> ReadBatch:
         """Read whole records after `positions`, about `max_bytes` of them (at least one).
 
-        A segment is read with one `read()` of what is wanted; only a record cut by the
+        The records go into one buffer, sized from the segments' lengths: each segment is
+        read with one `readinto` of what is wanted, without a copy; only a record cut by the
         budget costs another read to find its end.
         """
         batch = ReadBatch()
+        budget = max(max_bytes, 1)
+        wanted: list[tuple[Path, int, int]] = []  # (segment, offset, size) in spool order
+        room = 0
         for path in self.segments():
-            if batch.size >= max_bytes:
-                batch.more = True
-                break
-            offset = positions.get(path.name, 0)
             try:
                 size = path.stat().st_size
             except FileNotFoundError:
                 continue
+            offset = positions.get(path.name, 0)
             if size <= offset:
                 continue
+            if room >= budget:
+                batch.more = True  # whole segments are waiting beyond the budget
+                break
+            wanted.append((path, offset, size))
+            room += size - offset
+        # What is kept of a segment never exceeds what was read of it, so the records of
+        # every segment fit after those of the ones before (the size is the stat's, above).
+        batch.data = bytearray(min(room, budget))
+        for path, offset, size in wanted:
+            if batch.size >= budget:
+                batch.more = True
+                break
             try:
                 fh = path.open("rb", buffering=0)
             except FileNotFoundError:  # deleted meanwhile: it was fully loaded
                 continue
             with fh:
-                if not self._read_segment(fh, path, offset, size, batch, max_bytes - batch.size):
+                if not self._read_segment(fh, path, offset, size, batch, budget - batch.size):
                     break  # records are taken in spool order: the rest of this one first
+        del batch.data[batch.size :]
         return batch
 
     @staticmethod
@@ -234,46 +252,66 @@ class SpoolReader:
         fh: io.FileIO, path: Path, offset: int, size: int, batch: ReadBatch, budget: int
     ) -> bool:
         """Add the whole records of one segment after `offset` (up to `size`, about `budget`
-        bytes) to `batch`; True when it took everything up to `size`."""
+        bytes) to `batch.data` after its records; True when it took everything up to `size`."""
         fh.seek(offset)
+        data, base = batch.data, batch.size
         want = min(size - offset, max(budget, 1))
-        data = fh.read(want) or b""
-        end = data.rfind(b"\n") + 1
+        if len(data) < base + want:
+            data.extend(bytes(base + want - len(data)))
+        with memoryview(data) as view, view[base : base + want] as into:
+            got = fh.readinto(into) or 0
+        last = data.rfind(b"\n", base, base + got)
+        end = last + 1 - base if last >= 0 else 0
         # A record longer than what is left of the budget: read on to its end only if the
         # batch would otherwise be empty (it must make progress); else it is the next one's.
-        while end == 0 and not batch.size and offset + len(data) < size:
-            more = fh.read(min(_CHUNK, size - offset - len(data)))
+        while end == 0 and not batch.size and offset + got < size:
+            more = fh.read(min(_CHUNK, size - offset - got))
             if not more:
                 break
-            end = more.find(b"\n") + 1
-            if end:
-                end += len(data)
+            del data[base + got :]
             data += more
-        if end == 0 and not data:
+            newline = more.find(b"\n")
+            if newline >= 0:
+                end = got + newline + 1
+            got += len(more)
+        if end == 0 and not got:
             return True
-        at_eof = offset + len(data) >= size
-        if end < len(data) and at_eof and data.find(b"\n", end) < 0 and is_sealed(path):
+        at_eof = offset + got >= size
+        if (
+            end < got
+            and at_eof
+            and data.find(b"\n", base + end, base + got) < 0
+            and is_sealed(path)
+        ):
             # The tail after the last newline will never be completed: its writer is gone.
-            torn = len(data) - end
+            torn = got - end
             log.warning("spool segment %s ends in a torn record (%d bytes); skipped", path, torn)
             batch.torn.append((path.name, torn))
             if end:
-                batch.chunks.append(data[:end])
-                batch.records += data.count(b"\n", 0, end)
-                batch.size += end
-            batch.positions[path.name] = offset + len(data)
+                _keep(batch, path.name, offset, end)
+            batch.positions[path.name] = offset + got
             return True
         if end == 0:  # a record still being written
             return False
-        chunk = data if end == len(data) else data[:end]
-        batch.chunks.append(chunk)
-        batch.records += chunk.count(b"\n")
-        batch.size += end
+        _keep(batch, path.name, offset, end)
         batch.positions[path.name] = offset + end
         if offset + end >= size:
             return True
-        batch.more = offset + len(data) < size  # the budget, not the end of what is written
+        batch.more = offset + got < size  # the budget, not the end of what is written
         return False
+
+    def reread(self, spans: list[tuple[str, int, int]]) -> bytes:
+        """The records of `spans` (`ReadBatch.spans`) read again: their segments stay until
+        the positions after them are committed (`cleanup`)."""
+        parts: list[bytes] = []
+        for name, start, end in spans:
+            with (self.directory / name).open("rb", buffering=0) as fh:
+                fh.seek(start)
+                part = fh.read(end - start) or b""
+            if len(part) != end - start:
+                raise OSError(f"spool segment {name} is shorter than what was read from it")
+            parts.append(part)
+        return b"".join(parts)
 
     def cleanup(self, positions: dict[str, int]) -> list[str]:
         """Delete sealed segments whose every byte is committed; returns their names."""
@@ -297,3 +335,11 @@ class SpoolReader:
             with contextlib.suppress(FileNotFoundError):
                 total += max(0, path.stat().st_size - positions.get(path.name, 0))
         return total
+
+
+def _keep(batch: ReadBatch, segment: str, offset: int, end: int) -> None:
+    """Count the `end` bytes of whole records just read from `segment` at `offset` (they
+    are in `batch.data` after the batch's records so far)."""
+    batch.records += batch.data.count(b"\n", batch.size, batch.size + end)
+    batch.size += end
+    batch.spans.append((segment, offset, offset + end))

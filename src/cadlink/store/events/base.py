@@ -81,7 +81,7 @@ class EventStore(Protocol):
 
     def load(
         self,
-        records: bytes,
+        records: bytes | bytearray,
         positions: dict[str, int],
         staging: Staging,
         rejected: list[tuple[bytes, str]] | None = None,
@@ -91,7 +91,8 @@ class EventStore(Protocol):
         """Enrich buffer records (whole lines, staging.py) and store them with the buffer
         positions they end at (and any records that cannot be loaded, as dead letters), in
         one transaction. `busy`: requests keep arriving, so take as little CPU at a time as
-        the engine allows rather than loading fastest."""
+        the engine allows rather than loading fastest. A `bytearray` is emptied once staged
+        (the store keeps its own copy, on disk): the loader's batch is not held twice."""
 
     def append(self, batch: StoreBatch) -> int:
         """Bulk-append generated/imported rows (no duplicate check, no session upkeep)."""

@@ -188,7 +188,7 @@ class DuckDBEventStore(DuckDBReads):
 
     def load(
         self,
-        records: bytes,
+        records: bytes | bytearray,
         positions: dict[str, int],
         staging: Staging,
         rejected: list[tuple[bytes, str]] | None = None,

@@ -227,7 +227,7 @@ class PostgresEventStore:
 
     def load(
         self,
-        records: bytes,
+        records: bytes | bytearray,
         positions: dict[str, int],
         staging: Staging,
         rejected: list[tuple[bytes, str]] | None = None,

@@ -192,7 +192,7 @@ class RemoteEventStore:
 
     def load(
         self,
-        records: bytes,
+        records: bytes | bytearray,
         positions: dict[str, int],
         staging: Staging,
         rejected: list[tuple[bytes, str]] | None = None,

@@ -262,16 +262,21 @@ class Stager:
         for ddl in LOOKUP_DDL:
             con.execute(ddl)
 
-    def stage(self, blob: bytes) -> Staged:
-        """Parse and enrich `blob` (whole records, newline-terminated) into `staged_rows`."""
+    def stage(self, blob: bytes | bytearray) -> Staged:
+        """Parse and enrich `blob` (whole records, newline-terminated) into `staged_rows`.
+
+        A `bytearray` is emptied once written to the scratch files: DuckDB reads them, and
+        the loader's batch (16 MiB) is not held while DuckDB works on it."""
         con = self.con
         self._bound_lookups()
         self._parts = self._write_parts(blob)
+        staged = Staged(records=blob.count(b"\n"))
+        if isinstance(blob, bytearray):
+            blob.clear()
         con.execute(_SPLIT_SQL, {"paths": [str(p) for p in self._parts]})
         row = con.execute(_COUNT_SQL).fetchone()
         if row and row[2]:
             raise ValueError(f"{row[2]} buffer records are not envelopes")
-        staged = Staged(records=blob.count(b"\n"))
         staged.events = int(row[0]) if row else 0
         staged.newest_received_ms = int(row[1]) if row and row[1] is not None else 0
         self._learn_agents()
@@ -298,11 +303,10 @@ class Stager:
             with contextlib.suppress(FileNotFoundError):
                 os.truncate(part, 0)
 
-    def _write_parts(self, blob: bytes) -> list[Path]:
+    def _write_parts(self, blob: bytes | bytearray) -> list[Path]:
         """Write `blob` to scratch files of about `SCRATCH_PART_BYTES`, split after a
         newline (a record larger than that gets a file to itself)."""
         parts: list[Path] = []
-        view = memoryview(blob)
         start = 0
         while start < len(blob) or not parts:
             cut = blob.find(b"\n", start + SCRATCH_PART_BYTES - 1)
@@ -314,13 +318,14 @@ class Stager:
             )
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
             try:
-                chunk = view[start:end]
-                while chunk:
-                    chunk = chunk[os.write(fd, chunk) :]
+                while start < end:
+                    # A view of the part only (released at once: a bytearray with a view
+                    # cannot be emptied).
+                    with memoryview(blob)[start:end] as chunk:
+                        start += os.write(fd, chunk)
             finally:
                 os.close(fd)
             parts.append(path)
-            start = end
         return parts
 
     def _bound_lookups(self) -> None:
@@ -379,7 +384,7 @@ def _utc(ms: int) -> datetime:
     return datetime.fromtimestamp(ms / 1000, UTC)
 
 
-def stage_to_arrow(stager: Stager, blob: bytes) -> tuple[pa.Table, Staged]:
+def stage_to_arrow(stager: Stager, blob: bytes | bytearray) -> tuple[pa.Table, Staged]:
     """Stage `blob` and fetch its rows as Arrow (`EVENT_ARROW_SCHEMA`, in record order)."""
     from cadlink.store.events.arrow_schema import EVENT_ARROW_SCHEMA
 

@@ -114,7 +114,7 @@ class Settings(BaseSettings):
         description="Most memory DuckDB may use for its caches and queries (e.g. `1GB`) while "
         "reports or bulk loads run, and for a minute after the last one; beyond it, it evicts "
         "cached blocks and spills large operations to disk. The loader alone works within "
-        "96MB (or this, if smaller). 256MB runs the 30-day dashboard at 10 M and 100 M events "
+        "64MB (or this, if smaller). 256MB runs the 30-day dashboard at 10 M and 100 M events "
         "and keeps the server small; raise it on a large machine for faster reports on large "
         "sites. Empty: DuckDB's default, 80% of the machine's memory.",
     )

@@ -130,3 +130,33 @@ def test_a_checkpoint_that_does_not_fit_runs_within_the_configured_limit(
 
     store._checkpoint(_Tight(store._con))  # type: ignore[arg-type]
     assert limits == [as_set(INGEST_MEMORY), as_set(LIMIT)]
+
+
+def test_a_batch_that_does_not_fit_ingest_memory_is_loaded_within_the_configured_limit(
+    tmp_path: Path, enricher: Enricher, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Large events, or a batch whose session upkeep rebuilds many visitors, may need more
+    than `INGEST_MEMORY`: the store loads that batch again within the configured limit (from
+    its scratch files: the loader's buffer is already empty) instead of making the loader
+    halve its batches. Here the ingest limit is shrunk until every batch needs more."""
+    monkeypatch.setattr(duckdb_memory, "INGEST_MEMORY", "8MB")
+    store = DuckDBEventStore(str(tmp_path / "events.duckdb"), memory_limit=LIMIT)
+    try:
+        assert _limit(store) == as_set("8MB")
+        batch = bytearray(records(3000, "a", pad=True))
+        loaded = store.load(batch, {"seg": len(batch)}, enricher.staging)
+        assert batch == b""  # the store had its own copy
+        assert loaded.stored == loaded.staged.rows == loaded.staged.records == 3000
+        assert store.count_events() == 3000
+        assert store.positions() == {"seg": len(records(3000, "a", pad=True))}
+        assert _limit(store) == as_set(LIMIT)  # raised for it, and lingering
+    finally:
+        store.close()
+    # Control: a store whose configured limit is that small has nothing wider to try.
+    small = DuckDBEventStore(str(tmp_path / "small.duckdb"), memory_limit="8MB")
+    try:
+        with pytest.raises(MemoryError, match="too small for this batch"):
+            small.load(records(3000, "a", pad=True), {}, enricher.staging)
+        assert small.count_events() == 0
+    finally:
+        small.close()

@@ -96,6 +96,30 @@ def test_unsorted_files_and_damaged_lines_are_tolerated(tmp_path: Path) -> None:
     assert locator.locate("2001:db8::").country == "DE"
 
 
+@settings(max_examples=200, deadline=None)
+@given(
+    ranges=st.lists(
+        st.tuples(st.integers(0, 60), st.integers(0, 12), st.sampled_from(["US", "DE", "EU"])),
+        max_size=12,
+    )
+)
+def test_a_range_table_answers_like_its_ranges(ranges: list[tuple[int, int, str]]) -> None:
+    """The table keeps only starts (gaps become ranges without a country): every key gets the
+    country of the last range starting at or before it, if the key is within that range, in
+    any order, with gaps and overlaps (IPv6 ranges cut to 64 bits overlap)."""
+    from cadlink.ingest.enrich.geo import _RangeTable
+
+    table = _RangeTable("B")  # keys 0-255: the type's last key is covered too
+    for start, length, code in ranges:
+        table.add(start, start + length, code)
+    table.finish()
+    in_order = sorted(ranges, key=lambda r: r[0])  # stable: a later equal start wins
+    for key in range(256):
+        last = [r for r in in_order if r[0] <= key][-1:]
+        want = last[0][2] if last and key <= last[0][0] + last[0][1] else None
+        assert table.find(key) == (None if want == "EU" else want), key
+
+
 def test_missing_database_warns_once_and_answers_unknown(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

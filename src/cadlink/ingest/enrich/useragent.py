@@ -137,8 +137,8 @@ def _re2(pattern: str, *, case_sensitive: bool = True) -> re2._Regexp:
 class UserAgentParser:
     """Parses user agent strings into `UserAgentInfo`, keeping the last `cache_size` results.
 
-    Build one per loader and reuse it: construction compiles RE2 prefilters for a few thousand rules (~0.1 s).
-    Thread-safe.
+    Build one per loader and reuse it: construction compiles RE2 prefilters for uap-core's
+    rules and the crawler list (~0.1 s). Thread-safe.
     """
 
     def __init__(self, cache_size: int = 20_000) -> None:

@@ -21,7 +21,7 @@ from collections.abc import Iterator
 
 import duckdb
 
-INGEST_MEMORY = "96MB"
+INGEST_MEMORY = "64MB"
 # How long the configured limit outlives the last report: the reports of one dashboard view
 # follow each other within seconds, and a user clicking through stays within a minute.
 REPORT_LINGER_S = 60.0
@@ -42,6 +42,11 @@ class MemoryLimit:
         self._raised = True  # the configured limit is in force
         self._quiet_since = float("-inf")  # when the last of them ended
         self.lower_when_quiet()
+
+    @property
+    def lowered(self) -> bool:
+        """Whether `INGEST_MEMORY` is in force (not the configured limit)."""
+        return not self._raised
 
     def configure(self, limit: str) -> None:
         """Give reports and bulk loads `limit` from their next statement on."""

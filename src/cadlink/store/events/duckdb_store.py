@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -45,6 +46,9 @@ from cadlink.store.events.staged import Staged, Staging
 from cadlink.store.events.staging import Stager, private_scratch
 
 log = logging.getLogger(__name__)
+
+# Not the records' fault: a smaller batch fits (the loader retries with one).
+_TOO_SMALL = "DuckDB's memory limit is too small for this batch: {}"
 
 _ADD_ROLLUPS = [rollups.render(sql, "duckdb") for sql in rollups.add_statements()]
 _COMPACT_ROLLUPS = [rollups.render(sql, "duckdb") for sql in rollups.compact_statements()]
@@ -211,25 +215,59 @@ class DuckDBEventStore(DuckDBReads):
             if busy:
                 con.execute("SET threads = 1")
             rebuilt = self.sessions_rebuilt
-            con.execute("BEGIN TRANSACTION")
+            staged_rows = bool(records)
             try:
-                staged = stager.stage(records) if records else Staged()
-                inserted = self._insert_staged(con) if staged.rows else 0
-                self._finish(con, staged.drops, positions, rejected or [])
-                con.execute("COMMIT")
-            except duckdb.OutOfMemoryException as e:
-                con.execute("ROLLBACK")
-                # Not the records' fault: a smaller batch fits (the loader retries with one).
-                raise MemoryError(f"DuckDB's memory limit is too small for this batch: {e}") from e
-            except BaseException:
-                con.execute("ROLLBACK")
-                raise
+                try:
+                    staged, inserted = self._load_batch(
+                        con,
+                        (lambda: stager.stage(records)) if staged_rows else Staged,
+                        positions,
+                        rejected or [],
+                    )
+                except duckdb.OutOfMemoryException as e:
+                    if not self._memory.lowered:
+                        raise MemoryError(_TOO_SMALL.format(e)) from e
+                    # Within INGEST_MEMORY a batch of large events, or one whose session
+                    # upkeep rebuilds many visitors, may not fit: once more within the
+                    # configured limit, from the scratch files it is still in.
+                    log.info("a loader batch ran out of DuckDB's ingest memory; loading it "
+                             "within the configured limit")  # fmt: skip
+                    self.sessions_rebuilt = rebuilt
+                    with self._memory.wide():
+                        try:
+                            staged, inserted = self._load_batch(
+                                con,
+                                stager.stage_again if staged_rows else Staged,
+                                positions,
+                                rejected or [],
+                            )
+                        except duckdb.OutOfMemoryException as e2:
+                            raise MemoryError(_TOO_SMALL.format(e2)) from e2
             finally:
                 stager.drop()
                 if busy:
                     con.execute(f"SET threads = {self._threads}")
             self._checkpoint_when_due(con)
             return Loaded(inserted, staged, self.sessions_rebuilt - rebuilt)
+
+    def _load_batch(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        stage: Callable[[], Staged],
+        positions: dict[str, int],
+        rejected: list[tuple[bytes, str]],
+    ) -> tuple[Staged, int]:
+        """One loader transaction: stage, store, record the positions; rolled back whole."""
+        con.execute("BEGIN TRANSACTION")
+        try:
+            staged = stage()
+            inserted = self._insert_staged(con) if staged.rows else 0
+            self._finish(con, staged.drops, positions, rejected)
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        return staged, inserted
 
     def _checkpoint_when_due(self, con: duckdb.DuckDBPyConnection) -> None:
         """Checkpoint once the log holds `CHECKPOINT_BYTES` (the caller holds the write lock

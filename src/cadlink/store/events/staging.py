@@ -257,6 +257,7 @@ class Stager:
         self.staging = staging
         self.scratch = scratch
         self._parts: list[Path] = []  # the files the last batch was written to
+        self._records = 0  # and how many records it holds
         self.lookups = staging.lookups
         self.late_ms = staging.late_event_hours * 3_600_000
         for ddl in LOOKUP_DDL:
@@ -267,16 +268,22 @@ class Stager:
 
         A `bytearray` is emptied once written to the scratch files: DuckDB reads them, and
         the loader's batch (16 MiB) is not held while DuckDB works on it."""
-        con = self.con
-        self._bound_lookups()
         self._parts = self._write_parts(blob)
-        staged = Staged(records=blob.count(b"\n"))
+        self._records = blob.count(b"\n")
         if isinstance(blob, bytearray):
             blob.clear()
+        return self.stage_again()
+
+    def stage_again(self) -> Staged:
+        """Stage the batch `stage` last wrote to the scratch files (until `drop`) once more:
+        after a transaction that failed, say."""
+        con = self.con
+        self._bound_lookups()
         con.execute(_SPLIT_SQL, {"paths": [str(p) for p in self._parts]})
         row = con.execute(_COUNT_SQL).fetchone()
         if row and row[2]:
             raise ValueError(f"{row[2]} buffer records are not envelopes")
+        staged = Staged(records=self._records)
         staged.events = int(row[0]) if row else 0
         staged.newest_received_ms = int(row[1]) if row and row[1] is not None else 0
         self._learn_agents()

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_SECRET_KEY = "insecure-development-key-change-me"  # noqa: S105 - refused in production
@@ -144,6 +144,17 @@ class Settings(BaseSettings):
     # Accounts.
     access_token_minutes: int = Field(15, description="Lifetime of an access token.")
     refresh_token_days: int = Field(30, description="Lifetime of a refresh token.")
+
+    @field_validator("data_dir", mode="before")
+    @classmethod
+    def _data_dir_named(cls, value: object) -> object:
+        # An empty CADLINK_DATA_DIR (a shell variable that was never set) would put the
+        # databases and the spool in whatever directory the command runs from.
+        if isinstance(value, str) and not value.strip():
+            raise ValueError(
+                "CADLINK_DATA_DIR is empty: unset it for ./cadlink-data, or name a directory"
+            )
+        return value
 
     @model_validator(mode="after")
     def _fill_defaults(self) -> Settings:

@@ -79,6 +79,18 @@ def test_production_refuses_the_default_secret(tmp_path: Path) -> None:
     assert "CADLINK_SECRET_KEY" in out.stderr
 
 
+def test_an_empty_data_dir_is_refused_not_taken_as_the_working_directory(
+    tmp_path: Path,
+) -> None:
+    env = base_env(tmp_path / "d", CADLINK_DATA_DIR="")
+    out = subprocess.run(
+        [CADLINK, "init"], env=env, cwd=tmp_path, capture_output=True, text=True, check=False
+    )
+    assert out.returncode != 0
+    assert "CADLINK_DATA_DIR is empty" in out.stderr
+    assert list(tmp_path.iterdir()) == []  # nothing written where the command ran
+
+
 def test_a_mistyped_setting_is_reported_not_silently_ignored(tmp_path: Path) -> None:
     env = base_env(
         tmp_path / "d",

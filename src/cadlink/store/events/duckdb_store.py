@@ -60,12 +60,13 @@ _COMPACT_ROLLUPS = [rollups.render(sql, "duckdb") for sql in rollups.compact_sta
 # 16MB of log cost the loader a quarter more CPU than at 64MB. With `ROW_GROUP_ROWS` the
 # partial group is small: at 16MB the loader's CPU per event is the same as at 64MB, and a
 # stream of small batches holds 50 MB less (docs/benchmarks.md, eleventh pass). A checkpoint
-# was the loader's peak; the less log, the lower (a loader-only probe of 2 M events: 176 MB at
-# 4MB, 181 at 8, 187 at 16, 195 at 32), at the same speed. At 4MB the batch's INSERT is the
-# peak instead. The loader
-# checkpoints itself (`_checkpoint_when_due`), after a batch's tables are gone; DuckDB's own
-# threshold, higher, is the backstop for the writes that do not (rebuilds, erasures).
-CHECKPOINT_BYTES = 4 << 20
+# is the loader's peak with full batches: a loader-only probe of 2 M events in 16 MiB batches
+# peaked at 176 MB at 4MB of log, 181 at 8, 187 at 16, 195 at 32, at the same speed. With a
+# stream of 256 KiB batches, 4MB was the worst: 184 MB against 162-163 at 8 and 16. So 8MB.
+# The loader checkpoints itself (`_checkpoint_when_due`), after a batch's tables are gone;
+# DuckDB's own threshold, higher, is the backstop for the writes that do not (rebuilds,
+# erasures).
+CHECKPOINT_BYTES = 8 << 20
 CHECKPOINT_THRESHOLD = "256MB"
 # `rebuild_sessions` numbers this many events into sessions at a time (at most): a part of
 # 10 M demo events fits the default memory limit with room for the reports beside it.

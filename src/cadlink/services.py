@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from dataclasses import dataclass, field
@@ -27,7 +26,8 @@ if TYPE_CHECKING:
     # store process of `cadlink serve`), never in the web process. The metadata store and
     # accounts: never in the store process (it hands identified users to the web process),
     # which so loads neither SQLAlchemy nor the password hasher, nor pydantic: it reads its
-    # settings as `StoreSettings`.
+    # settings as `StoreSettings`; nor asyncio, with ssl about 7 MB (it runs no event loop).
+    import asyncio
     from collections.abc import Callable
 
     from cadlink.auth.passwords import PasswordHasher
@@ -222,6 +222,8 @@ class Services:
             loader = build_loader(settings, events, backlog, identity_recorder(meta))
 
         async def load_sites() -> list[SiteInfo]:
+            import asyncio
+
             return await asyncio.to_thread(site_infos, meta)
 
         services = cls(
@@ -255,6 +257,8 @@ class Services:
         self.salts.replace(self.meta.ensure_salts(now.date()))
 
     async def _refresh_loop(self) -> None:
+        import asyncio
+
         interval = self.settings.site_refresh_seconds
         while True:
             await asyncio.sleep(interval)
@@ -265,10 +269,14 @@ class Services:
                 log.exception("background refresh failed; keeping the previous maps")
 
     async def start(self) -> None:
+        import asyncio
+
         self.loader.start()
         self._tasks.append(asyncio.create_task(self._refresh_loop()))
 
     async def stop(self) -> None:
+        import asyncio
+
         for task in self._tasks:
             task.cancel()
         self._tasks.clear()

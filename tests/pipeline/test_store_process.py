@@ -284,6 +284,7 @@ def test_identified_users_are_handed_to_the_web_process_at_least_once(tmp_path: 
             mapped = maps.read()
         assert "sqlalchemy" not in mapped  # the child never opens the metadata
         assert "pydantic_core" not in mapped  # it reads its settings as a `StoreConfig`
+        assert "_asyncio." not in mapped and "_ssl." not in mapped  # it runs no event loop
     finally:
         keeper.stop()
         writer.close()

@@ -31,3 +31,34 @@ def test_salts_rotate_daily_and_are_deleted_after_48_hours(tmp_path: Path) -> No
     finally:
         services.writer.close()
         services.events.close()
+
+
+def test_the_loaders_parsers_keep_small_caches(tmp_path: Path) -> None:
+    """The staging's lookup tables, in DuckDB, remember the loader's answers for as long as
+    the store is open (store/events/staging.py): the parsers' caches in Python only bridge a
+    table that was emptied, and stay small (at their former sizes, full on varied traffic,
+    they held about 65 MB of the store process)."""
+    from cadlink.ingest.buffer import Backlog
+    from cadlink.services import build_events, build_loader
+    from cadlink.store.events.staged import PARSER_CACHE_ENTRIES
+
+    settings = make_settings(tmp_path / "d")
+    store = build_events(settings)
+    try:
+        lookups = build_loader(settings, store, Backlog()).enricher.lookups
+        n = 2 * PARSER_CACHE_ENTRIES
+        lookups.attributions(
+            [(None, f"https://shop.example/p/{i}", None, None, None, None, None) for i in range(n)]
+        )
+        lookups.places([f"10.{i >> 8}.{i & 255}.0" for i in range(n)])
+        lookups.user_agents(
+            [
+                f"Mozilla/5.0 (X11; Linux x86_64; rv:{i}.0) Gecko/20100101 Firefox/{i}.0"
+                for i in range(n)
+            ]
+        )
+        assert lookups._attribution.cache_info().currsize == PARSER_CACHE_ENTRIES
+        assert lookups.geo._cached.cache_info().currsize == PARSER_CACHE_ENTRIES
+        assert lookups.ua.cache_info().currsize == PARSER_CACHE_ENTRIES
+    finally:
+        store.close()

@@ -69,15 +69,17 @@ def build_auth(
 @lru_cache(maxsize=4)
 def _geo(country_path: str | None, mmdb_path: str | None) -> GeoLocator:
     from cadlink.ingest.enrich.geo import GeoLocator
+    from cadlink.store.events.staged import PARSER_CACHE_ENTRIES
 
-    return GeoLocator(country_path, mmdb_path)
+    return GeoLocator(country_path, mmdb_path, cache_size=PARSER_CACHE_ENTRIES)
 
 
 @lru_cache(maxsize=1)
 def _ua_parser() -> UserAgentParser:
     from cadlink.ingest.enrich.useragent import UserAgentParser
+    from cadlink.store.events.staged import PARSER_CACHE_ENTRIES
 
-    return UserAgentParser()
+    return UserAgentParser(cache_size=PARSER_CACHE_ENTRIES)
 
 
 def build_geo(settings: StoreSettings) -> GeoLocator:

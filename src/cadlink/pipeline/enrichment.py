@@ -27,6 +27,7 @@ from cadlink.ingest.enrich.useragent import UserAgentParser
 from cadlink.ingest.enrich.utm import page_path as path_of
 from cadlink.ingest.enrich.utm import utm_from_url
 from cadlink.store.events.staged import (
+    PARSER_CACHE_ENTRIES,
     AttributionKey,
     AttributionRow,
     Identity,
@@ -76,9 +77,9 @@ class EnrichmentLookups:
     def __init__(self, ua_parser: UserAgentParser, geo: GeoLocator) -> None:
         self.ua = ua_parser
         self.geo = geo
-        # Pages and referrers repeat heavily (Zipf): the staging remembers what it asked, but
-        # only for as long as its connection lives; this keeps answers across connections.
-        self._attribution = lru_cache(maxsize=65_536)(_attribution)
+        # Pages and referrers repeat heavily (Zipf): the staging remembers what it asked for as
+        # long as its connection lives; this bridges a lookup table that was emptied.
+        self._attribution = lru_cache(maxsize=PARSER_CACHE_ENTRIES)(_attribution)
 
     def user_agents(self, agents: Sequence[str]) -> list[UserAgentRow]:
         rows: list[UserAgentRow] = []

@@ -12,7 +12,8 @@ from cadlink.ingest.enrich.geo import GeoLocator
 from cadlink.ingest.enrich.useragent import UserAgentParser
 from cadlink.pipeline.enrichment import Enricher
 from cadlink.pipeline.loader import Loader
-from cadlink.store.events.duckdb_store import SETTLE_MIN_WAL_BYTES, DuckDBEventStore
+from cadlink.store.events.duckdb_file import SETTLE_MIN_WAL_BYTES
+from cadlink.store.events.duckdb_store import DuckDBEventStore
 
 UA = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"
 NOW = int(time.time() * 1000)
@@ -37,7 +38,7 @@ def test_an_idle_loader_checkpoints_what_the_burst_wrote(tmp_path: Path) -> None
     _write(writer, 20_000, "a")
     store = DuckDBEventStore(str(tmp_path / "events.duckdb"))
     # Batches smaller than a row group: their rows go through the log (a batch that fills
-    # row groups writes them to the file at once: duckdb_store.ROW_GROUP_ROWS).
+    # row groups writes them to the file at once: duckdb_file.ROW_GROUP_ROWS).
     loader = Loader(
         SpoolReader(tmp_path / "spool"),
         store,

@@ -12,7 +12,7 @@ import pytest
 from duck_memory import LIMIT, as_set, limit_of, records
 
 from cadlink.pipeline.enrichment import Enricher
-from cadlink.store.events import duckdb_store
+from cadlink.store.events import duckdb_file
 from cadlink.store.events.duckdb_memory import INGEST_MEMORY
 from cadlink.store.events.duckdb_store import DuckDBEventStore
 
@@ -44,7 +44,7 @@ class _Recording:
 
 @pytest.fixture
 def small_log(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(duckdb_store, "CHECKPOINT_BYTES", 1)  # every batch is due
+    monkeypatch.setattr(duckdb_file, "CHECKPOINT_BYTES", 1)  # every batch is due
 
 
 def _store(tmp_path: Path, fail: bool = False) -> tuple[DuckDBEventStore, _Recording]:
@@ -108,7 +108,7 @@ def test_a_failed_checkpoint_does_not_fail_the_stored_batch(
 def test_a_configured_limit_below_ingest_memory_is_kept(
     tmp_path: Path, enricher: Enricher, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(duckdb_store, "CHECKPOINT_BYTES", 1)
+    monkeypatch.setattr(duckdb_file, "CHECKPOINT_BYTES", 1)
     store = DuckDBEventStore(str(tmp_path / "events.duckdb"), memory_limit="48MB")
     recording = _Recording(store._con)
     store._con = recording  # type: ignore[assignment]

@@ -12,7 +12,7 @@ import pytest
 from duck_memory import LIMIT, as_set, records
 
 from cadlink.pipeline.enrichment import Enricher
-from cadlink.store.events import duckdb_memory
+from cadlink.store.events import duckdb_file, duckdb_memory
 from cadlink.store.events.duckdb_memory import INGEST_MEMORY, MemoryLimit
 from cadlink.store.events.duckdb_store import DuckDBEventStore
 
@@ -128,7 +128,7 @@ def test_a_checkpoint_that_does_not_fit_runs_within_the_configured_limit(
                 raise duckdb.OutOfMemoryException("checkpoint needs more")
             return self._con.execute(sql)
 
-    store._checkpoint(_Tight(store._con))  # type: ignore[arg-type]
+    duckdb_file.checkpoint(_Tight(store._con), store._memory)  # type: ignore[arg-type]
     assert limits == [as_set(INGEST_MEMORY), as_set(LIMIT)]
 
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import duckdb
 
-from cadlink.store.events import rollups
+from cadlink.store.events import duckdb_file, rollups
 from cadlink.store.events.base import Loaded, StoreBatch
 from cadlink.store.events.duckdb_memory import MemoryLimit
 from cadlink.store.events.duckdb_reads import EVENT_COLUMNS, REPORT_SLOTS, DuckDBReads
@@ -54,38 +54,9 @@ _ADD_ROLLUPS = [rollups.render(sql, "duckdb") for sql in rollups.add_statements(
 _COMPACT_ROLLUPS = [rollups.render(sql, "duckdb") for sql in rollups.compact_statements()]
 
 
-# A checkpoint compresses the write-ahead log's rows into the database file; until then they
-# are in memory, uncompressed (about 1.4 times the log). With DuckDB's row groups of 122,880
-# rows, every checkpoint re-compressed the same partly filled row group, so checkpoints at
-# 16MB of log cost the loader a quarter more CPU than at 64MB. With `ROW_GROUP_ROWS` the
-# partial group is small: at 16MB the loader's CPU per event is the same as at 64MB, and a
-# stream of small batches holds 50 MB less (docs/benchmarks.md, eleventh pass). A checkpoint
-# is the loader's peak with full batches: a loader-only probe of 2 M events in 16 MiB batches
-# peaked at 176 MB at 4MB of log, 181 at 8, 187 at 16, 195 at 32, at the same speed. With a
-# stream of 256 KiB batches, 4MB was the worst: 184 MB against 162-163 at 8 and 16. So 8MB.
-# The loader checkpoints itself (`_checkpoint_when_due`), after a batch's tables are gone;
-# DuckDB's own threshold, higher, is the backstop for the writes that do not (rebuilds,
-# erasures).
-CHECKPOINT_BYTES = 8 << 20
-CHECKPOINT_THRESHOLD = "256MB"
 # `rebuild_sessions` numbers this many events into sessions at a time (at most): a part of
 # 10 M demo events fits the default memory limit with room for the reports beside it.
 REBUILD_CHUNK_EVENTS = 1_000_000
-# `settle` checkpoints only a log at least this large: a smaller one holds little memory, and
-# each checkpoint re-compresses the last, partly filled row group (a quiet site would pay that
-# after every few events).
-SETTLE_MIN_WAL_BYTES = 4 << 20
-# Rows per row group of the store's tables (DuckDB's default: 122,880). An INSERT that fills
-# a whole row group inside its transaction writes it to the file, compressed, at once
-# ("optimistic writes"); a smaller one keeps its rows in memory, uncompressed, until a
-# checkpoint. A 16 MiB loader batch (about 27,000 events) never filled 122,880 rows, so
-# every batch stayed in memory: DuckDB held 85 MB of such rows at the loader's peak, and
-# each checkpoint re-compressed the same partly filled row group. At 16,384 rows a batch
-# goes to the file as it is inserted (24 MB held; the loader's CPU per event no higher).
-# DuckDB does not keep this in the file: every open of it passes it (`_open`).
-ROW_GROUP_ROWS = 16_384
-# The catalog name the database file is attached as (the default of every connection).
-CATALOG = "store"
 
 
 class DuckDBEventStore(DuckDBReads):
@@ -109,22 +80,8 @@ class DuckDBEventStore(DuckDBReads):
         self.sessions_rebuilt = 0
         self.rebuild_chunk_events = REBUILD_CHUNK_EVENTS
         self._compacted_at = 0.0  # time.monotonic() of the last rollup compaction
-        config: dict[str, str | bool | int | float | list[str]] = {
-            "checkpoint_threshold": CHECKPOINT_THRESHOLD,
-            # DuckDB's allocator (jemalloc) hands freed pages back to the system only while
-            # it is allocating, so after a burst an idle server kept the burst's memory (about
-            # 100 MB at rest after a batch-10 peak); a background thread returns it within
-            # seconds (docs/benchmarks.md).
-            "allocator_background_threads": True,
-        }
-        if memory_limit:
-            config["memory_limit"] = memory_limit
-        if path != ":memory:":
-            # What a report cannot hold spills beside the file (DuckDB's default for a file
-            # opened directly; the in-memory database `_open` attaches it to has none).
-            config["temp_directory"] = path + ".tmp"
-        self._con = _open(path, config)
-        self._catalog = CATALOG if path != ":memory:" else ""
+        self._con = duckdb_file.open_database(path, memory_limit)
+        self._catalog = duckdb_file.CATALOG if path != ":memory:" else ""
         self._wal = Path(path + ".wal") if path != ":memory:" else None
         self._memory = MemoryLimit(self._con, memory_limit)
         self._stager: Stager | None = None
@@ -191,7 +148,7 @@ class DuckDBEventStore(DuckDBReads):
                 raise
             finally:
                 con.execute("DROP TABLE IF EXISTS staged_rows")
-            self._checkpoint_when_due(con)
+            duckdb_file.checkpoint_when_due(con, self._wal, self._memory)
             return inserted
 
     def load(
@@ -251,7 +208,7 @@ class DuckDBEventStore(DuckDBReads):
                 stager.drop()
                 if busy:
                     con.execute(f"SET threads = {self._threads}")
-            self._checkpoint_when_due(con)
+            duckdb_file.checkpoint_when_due(con, self._wal, self._memory)
             return Loaded(inserted, staged, self.sessions_rebuilt - rebuilt)
 
     def _load_batch(
@@ -272,28 +229,6 @@ class DuckDBEventStore(DuckDBReads):
             con.execute("ROLLBACK")
             raise
         return staged, inserted
-
-    def _checkpoint_when_due(self, con: duckdb.DuckDBPyConnection) -> None:
-        """Checkpoint once the log holds `CHECKPOINT_BYTES` (the caller holds the write lock
-        and has committed). Never raises: the batch is stored, and a loader that saw an error
-        would load it again; DuckDB checkpoints at its own threshold if this one failed."""
-        if self._wal is None or _size(self._wal) < CHECKPOINT_BYTES:
-            return
-        try:
-            self._checkpoint(con)
-        except Exception:
-            log.warning("checkpoint failed; DuckDB retries at its own threshold", exc_info=True)
-
-    def _checkpoint(self, con: duckdb.DuckDBPyConnection) -> None:
-        """CHECKPOINT within the limit in force: `INGEST_MEMORY` while only the loader works
-        (duckdb_memory.py). A checkpoint takes whatever the limit leaves it: within 256MB,
-        every one held DuckDB at 236-239 MB for 0.3-1.2 s and set the store's peak. One that
-        does not fit runs again within the configured limit."""
-        try:
-            con.execute("CHECKPOINT")
-        except duckdb.OutOfMemoryException:
-            with self._memory.wide():
-                con.execute("CHECKPOINT")
 
     def _finish(
         self,
@@ -344,7 +279,7 @@ class DuckDBEventStore(DuckDBReads):
             except BaseException:
                 con.execute("ROLLBACK")
                 raise
-            self._checkpoint_when_due(con)
+            duckdb_file.checkpoint_when_due(con, self._wal, self._memory)
         return int(batch.rows.num_rows)
 
     def rebuild_sessions(self, site_id: str) -> int:
@@ -388,7 +323,7 @@ class DuckDBEventStore(DuckDBReads):
             except BaseException:
                 con.execute("ROLLBACK")
                 raise
-            self._checkpoint_when_due(con)
+            duckdb_file.checkpoint_when_due(con, self._wal, self._memory)
             row = con.execute(
                 "SELECT count(*) FROM sessions WHERE site_id = ?", [site_id]
             ).fetchone()
@@ -461,14 +396,14 @@ class DuckDBEventStore(DuckDBReads):
 
     def settle(self) -> None:
         """Checkpoint: rows written since the last checkpoint live uncompressed in memory (and
-        in the write-ahead log) until the log holds `CHECKPOINT_BYTES`; an idle server would
-        hold them, about 50 MB after a burst, until the next one.
+        in the write-ahead log) until the log holds `duckdb_file.CHECKPOINT_BYTES`; an idle
+        server would hold them, about 50 MB after a burst, until the next one.
         Checkpointed, they are compressed on disk, the memory goes back and a restart replays
         no log. (DuckDB checkpoints beside open readers and writers.)"""
         with self._write_lock:
             self._memory.lower_when_quiet()
-            if self._wal is not None and _size(self._wal) >= SETTLE_MIN_WAL_BYTES:
-                self._checkpoint(self._con)
+            if duckdb_file.log_bytes(self._wal) >= duckdb_file.SETTLE_MIN_WAL_BYTES:
+                duckdb_file.checkpoint(self._con, self._memory)
 
     def forget_positions(self, segments: list[str]) -> None:
         if not segments:
@@ -485,23 +420,3 @@ class DuckDBEventStore(DuckDBReads):
     def close(self) -> None:
         with self._write_lock:
             self._con.close()
-
-
-def _open(
-    path: str, config: dict[str, str | bool | int | float | list[str]]
-) -> duckdb.DuckDBPyConnection:
-    """Open the store's database with `ROW_GROUP_ROWS` (an option of ATTACH only, so the
-    file is attached to an in-memory database as `CATALOG`, every connection's default)."""
-    con = duckdb.connect(":memory:", config=config)
-    if path != ":memory:":
-        escaped = path.replace("'", "''")
-        con.execute(f"ATTACH '{escaped}' AS {CATALOG} (ROW_GROUP_SIZE {ROW_GROUP_ROWS})")
-        con.execute(f"USE {CATALOG}")
-    return con
-
-
-def _size(path: Path) -> int:
-    try:
-        return path.stat().st_size
-    except FileNotFoundError:
-        return 0

@@ -49,7 +49,8 @@ _UNKNOWN: Final = GeoInfo(None, None, None)
 
 
 class _RangeTable:
-    """Sorted, non-overlapping [start, end] integer ranges, each with a country code.
+    """Sorted [start, end] integer ranges, each with a country code (`finish` says how overlaps
+    resolve).
 
     Once finished it keeps only where each range starts: the gaps between ranges become
     ranges of their own with no country, so a lookup needs no end. That drops a third of the

@@ -47,9 +47,6 @@ from cadlink.store.events.staging import Stager, private_scratch
 
 log = logging.getLogger(__name__)
 
-# Not the records' fault: a smaller batch fits (the loader retries with one).
-_TOO_SMALL = "DuckDB's memory limit is too small for this batch: {}"
-
 _ADD_ROLLUPS = [rollups.render(sql, "duckdb") for sql in rollups.add_statements()]
 _COMPACT_ROLLUPS = [rollups.render(sql, "duckdb") for sql in rollups.compact_statements()]
 
@@ -176,40 +173,42 @@ class DuckDBEventStore(DuckDBReads):
             if busy:
                 con.execute("SET threads = 1")
             rebuilt = self.sessions_rebuilt
-            staged_rows = bool(records)
+            first: Callable[[], Staged] = (lambda: stager.stage(records)) if records else Staged
+            again: Callable[[], Staged] = stager.stage_again if records else Staged
             try:
-                try:
-                    staged, inserted = self._load_batch(
-                        con,
-                        (lambda: stager.stage(records)) if staged_rows else Staged,
-                        positions,
-                        rejected or [],
-                    )
-                except duckdb.OutOfMemoryException as e:
-                    if not self._memory.lowered:
-                        raise MemoryError(_TOO_SMALL.format(e)) from e
-                    # Within INGEST_MEMORY a batch of large events, or one whose session
-                    # upkeep rebuilds many visitors, may not fit: once more within the
-                    # configured limit, from the scratch files it is still in.
-                    log.info("a loader batch ran out of DuckDB's ingest memory; loading it "
-                             "within the configured limit")  # fmt: skip
-                    self.sessions_rebuilt = rebuilt
-                    with self._memory.wide():
-                        try:
-                            staged, inserted = self._load_batch(
-                                con,
-                                stager.stage_again if staged_rows else Staged,
-                                positions,
-                                rejected or [],
-                            )
-                        except duckdb.OutOfMemoryException as e2:
-                            raise MemoryError(_TOO_SMALL.format(e2)) from e2
+                staged, inserted = self._load_within_limits(con, first, again, positions, rejected)
+            except duckdb.OutOfMemoryException as e:
+                # Not the records' fault: a smaller batch fits (the loader retries with one).
+                raise MemoryError(f"DuckDB's memory limit is too small for this batch: {e}") from e
             finally:
                 stager.drop()
                 if busy:
                     con.execute(f"SET threads = {self._threads}")
             duckdb_file.checkpoint_when_due(con, self._wal, self._memory)
             return Loaded(inserted, staged, self.sessions_rebuilt - rebuilt)
+
+    def _load_within_limits(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        first: Callable[[], Staged],
+        again: Callable[[], Staged],
+        positions: dict[str, int],
+        rejected: list[tuple[bytes, str]] | None,
+    ) -> tuple[Staged, int]:
+        """`_load_batch` within the limit in force; a batch that runs out of `INGEST_MEMORY`
+        (large events, or session upkeep that rebuilds many visitors) is staged `again`, from
+        the scratch files it is still in, within the configured limit."""
+        rebuilt = self.sessions_rebuilt
+        try:
+            return self._load_batch(con, first, positions, rejected or [])
+        except duckdb.OutOfMemoryException:
+            if not self._memory.lowered:
+                raise
+        log.info("a loader batch ran out of DuckDB's ingest memory; loading it within the "
+                 "configured limit")  # fmt: skip
+        self.sessions_rebuilt = rebuilt
+        with self._memory.wide():
+            return self._load_batch(con, again, positions, rejected or [])
 
     def _load_batch(
         self,

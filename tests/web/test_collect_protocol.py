@@ -259,27 +259,34 @@ def test_keep_alive_closes_idle_connections_only(live: Live) -> None:
         assert 0.9 < time.monotonic() - idle_from < 3.0
 
 
-def test_answered_within_the_parsers_callback(tmp_path: Path) -> None:
-    """The fast path writes the answer before `data_received` returns; the ASGI route only
-    starts a task, which answers once the loop runs it. (What makes it fast: no task, no
-    awaits.)"""
+class _Transport(asyncio.Transport):
+    """What a protocol writes, and whether it closed the connection."""
 
-    class Transport(asyncio.Transport):
-        def __init__(self) -> None:
-            super().__init__()
-            self.written = bytearray()
+    def __init__(self) -> None:
+        super().__init__()
+        self.written = bytearray()
+        self.closed = False
 
-        def write(self, data: bytes | bytearray | memoryview) -> None:
-            self.written += data
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        self.written += data
 
-        def get_extra_info(self, name: str, default: Any = None) -> Any:
-            return {"peername": ("127.0.0.1", 40000), "sockname": ("127.0.0.1", 8000)}.get(
-                name, default
-            )
+    def close(self) -> None:
+        self.closed = True
 
-        def is_closing(self) -> bool:
-            return False
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return {"peername": ("127.0.0.1", 40000), "sockname": ("127.0.0.1", 8000)}.get(
+            name, default
+        )
 
+    def is_closing(self) -> bool:
+        return self.closed
+
+
+def test_a_turns_answers_are_written_together(tmp_path: Path) -> None:
+    """The fast path answers without a task, but writes its answers once the loop has read
+    every connection of the turn: none while the parser's callbacks run, all of them when the
+    turn ends (the ASGI route answers once its task has run). An answer still waiting
+    when the server shuts down is written before the connection closes."""
     settings = make_settings(tmp_path / "data")
     services = Services.build(settings, hasher=FAST_HASHER)
     site = services.meta.create_site("shop.example", "Shop")
@@ -288,33 +295,64 @@ def test_answered_within_the_parsers_callback(tmp_path: Path) -> None:
     config = uvicorn.Config(app, log_config=None, http=collect_protocol(app.collect))
     config.load()
     body = json.dumps(_event(site.public_id, "cb-1")).encode()
-    seen: list[bytes] = []
+    seen: list[list[bytes]] = []
+    closed: list[bool] = []
 
     async def exchange() -> None:
-        protocol = config.http_protocol_class(  # type: ignore[call-arg]
-            config=config,
-            server_state=ServerState(),
-            app_state={},
-            _loop=asyncio.get_running_loop(),
-        )
-        transport = Transport()
-        protocol.connection_made(transport)
+        def connection() -> tuple[Any, _Transport]:
+            protocol = config.http_protocol_class(  # type: ignore[call-arg]
+                config=config,
+                server_state=ServerState(),
+                app_state={},
+                _loop=asyncio.get_running_loop(),
+            )
+            transport = _Transport()
+            protocol.connection_made(transport)
+            return protocol, transport
+
+        (a, ta), (b, tb), (c, tc) = connection(), connection(), connection()
         try:
-            protocol.data_received(_request("/api/v1/collect", body))
-            seen.append(bytes(transport.written))
-            transport.written.clear()
-            protocol.data_received(_request("/api/v1/collect?via=asgi", body))
-            seen.append(bytes(transport.written))
+            a.data_received(_request("/api/v1/collect", body))
+            b.data_received(_request("/api/v1/collect", body))
+            c.data_received(_request("/api/v1/collect", body))
+            c.shutdown()  # the server stops while c's answer waits
+            seen.append([bytes(t.written) for t in (ta, tb, tc)])
+            closed.append(tc.closed)
+            await asyncio.sleep(0)  # the end of the turn
+            seen.append([bytes(t.written) for t in (ta, tb, tc)])
+            closed.append(tc.closed)
+            ta.written.clear()
+            a.data_received(_request("/api/v1/collect?via=asgi", body))
+            seen.append([bytes(ta.written)])
             await asyncio.sleep(0.05)
-            seen.append(bytes(transport.written))
+            seen.append([bytes(ta.written)])
         finally:
             await services.stop()
 
     _in_a_loop_of_its_own(exchange())
-    assert seen[0].startswith(b"HTTP/1.1 204 No Content\r\n")
-    assert seen[1] == b""  # the ASGI route has only started its task
-    assert seen[2].startswith(b"HTTP/1.1 204 No Content\r\n")
-    assert services.ingest_metrics.events_accepted == 2
+    assert seen[0] == [b"", b"", b""]
+    assert closed[0] is False
+    assert all(w.startswith(b"HTTP/1.1 204 No Content\r\n") for w in seen[1])
+    assert closed[1] is True  # answered, then closed
+    assert seen[2] == [b""]  # the ASGI route has only started its task
+    assert seen[3][0].startswith(b"HTTP/1.1 204 No Content\r\n")
+    assert services.ingest_metrics.events_accepted == 4
+
+
+def test_a_pipelined_request_waits_for_the_answer_before_it(live: Live) -> None:
+    """A collect request's answer waits for the end of the turn; a request pipelined behind
+    it on the same connection, answered by the ASGI route or the fast path, comes after."""
+    one = _request("/api/v1/collect", json.dumps(_event(live.site_id, "w1")).encode())
+    two = _request("/api/v1/collect", json.dumps(_event(live.site_id, "w2")).encode())
+    bad = _request("/api/v1/collect", _bad_type(live.site_id))
+    raw = one + b"GET /api/health HTTP/1.1\r\nHost: x\r\n\r\n" + two + bad + one
+    with live.connect() as sock:
+        sock.sendall(raw)
+        pending = bytearray()
+        answers = [_read_response(sock, pending) for _ in range(5)]
+    statuses = [a[0].split(b" ")[1] for a in answers]
+    assert statuses == [b"204", b"200", b"204", b"400", b"204"]
+    wait_for(lambda: live.stored() == 2, timeout=20)
 
 
 def test_a_request_handed_to_the_asgi_route_is_rate_limited_once(tmp_path: Path) -> None:
@@ -338,3 +376,37 @@ def test_a_request_handed_to_the_asgi_route_is_rate_limited_once(tmp_path: Path)
         assert [post(known.public_id, f"k-{i}").status for i in range(3)] == [204, 204, 429]
     finally:
         _in_a_loop_of_its_own(services.stop())
+
+
+def test_answers_wait_for_the_turn_but_not_for_more_than_most() -> None:
+    """`Answers` writes a turn's answers in order when the turn ends, at once when
+    `Answers.MOST` are waiting; a failing connection does not cost the others theirs."""
+    from cadlink.web.collect_protocol import Answers
+
+    scheduled: list[Any] = []
+
+    class Loop:
+        def call_soon(self, callback: Any) -> None:
+            scheduled.append(callback)
+
+    sent: list[bytes] = []
+
+    def send(data: bytes, keep_alive: bool) -> None:
+        if data == b"broken":
+            raise ConnectionError("gone")
+        sent.append(data)
+
+    answers = Answers()
+    loop: Any = Loop()
+    answers.add(loop, send, b"a", True)
+    answers.add(loop, send, b"broken", True)
+    answers.add(loop, send, b"b", True)
+    assert sent == [] and len(scheduled) == 1
+    scheduled.pop()()
+    assert sent == [b"a", b"b"]
+    sent.clear()
+    for i in range(Answers.MOST):
+        answers.add(loop, send, b"%d" % i, True)
+    assert sent == [b"%d" % i for i in range(Answers.MOST)]  # without waiting for the turn
+    scheduled.pop()()  # the turn's scheduled write finds nothing left
+    assert len(sent) == Answers.MOST and not answers.waiting

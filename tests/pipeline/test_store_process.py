@@ -326,3 +326,26 @@ def test_the_identity_outbox_numbers_bounds_and_forgets_what_was_acknowledged() 
     box.add([_ident(n) for n in range(10, 18)])  # 8 waiting, room for 5: the 3 oldest go
     assert box.dropped == 3
     assert [i.user_id for i in box.take(3)[0]] == ["u13", "u14"]
+
+
+def test_the_counts_of_store_processes_add_up_counter_by_counter() -> None:
+    """After a restart the web process reports the earlier store processes' counts plus the
+    current one's: every counter of `LoaderStats` (the slow session path and the widened
+    batches were once left out, so /metrics said 0 for them), and the newest times."""
+    from dataclasses import fields
+
+    from cadlink.pipeline.loader import LoaderStats
+    from cadlink.pipeline.store_process import _sum
+
+    names = [f.name for f in fields(LoaderStats)]
+    earlier = LoaderStats(**{n: 1 + i for i, n in enumerate(names)})
+    later = LoaderStats(**{n: 100 + i for i, n in enumerate(names)})
+    total = _sum(earlier, later)
+    for i, name in enumerate(names):
+        if name == "last_batch_at":
+            assert total.last_batch_at == later.last_batch_at
+        elif name == "last_event_received_ms":
+            assert total.last_event_received_ms == later.last_event_received_ms
+        else:
+            assert getattr(total, name) == 101 + 2 * i, name
+    assert _sum(earlier, LoaderStats()).last_batch_at == earlier.last_batch_at

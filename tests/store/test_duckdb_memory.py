@@ -39,9 +39,10 @@ def test_the_loader_alone_works_within_ingest_memory(
     store: DuckDBEventStore, enricher: Enricher
 ) -> None:
     assert _limit(store) == as_set(INGEST_MEMORY)  # from the start
-    store.load(records(300, "a"), {}, enricher.staging)
+    loaded = store.load(records(300, "a"), {}, enricher.staging)
     assert _limit(store) == as_set(INGEST_MEMORY)
     assert store.count_events() == 300
+    assert not loaded.widened and store.batches_widened == 0
 
 
 def test_a_report_runs_with_the_configured_limit_which_lingers_after_it(
@@ -150,6 +151,7 @@ def test_a_batch_that_does_not_fit_ingest_memory_is_loaded_within_the_configured
         assert store.count_events() == 3000
         assert store.positions() == {"seg": len(records(3000, "a", pad=True))}
         assert _limit(store) == as_set(LIMIT)  # raised for it, and lingering
+        assert loaded.widened and store.batches_widened == 1  # counted (/metrics)
     finally:
         store.close()
     # Control: a store whose configured limit is that small has nothing wider to try.

@@ -48,6 +48,7 @@ class LoaderStats:
     errors: int = 0
     dead_letters: int = 0  # buffer records that could not be loaded, kept in `dead_letters`
     sessions_rebuilt: int = 0  # visitors whose sessions took the slow path (`Loaded`)
+    batches_widened: int = 0  # batches loaded again within the configured limit (`Loaded`)
 
 
 class LoaderControl(Protocol):
@@ -147,6 +148,7 @@ class Loader:
         self.stats.dead_letters += rejected
         self.stats.events_stored += loaded.stored
         self.stats.sessions_rebuilt += loaded.sessions_rebuilt
+        self.stats.batches_widened += loaded.widened
         self.stats.events_dropped += sum(staged.drops.values())
         self.stats.last_batch_at = time.time()
         self.stats.last_event_received_ms = max(

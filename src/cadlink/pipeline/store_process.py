@@ -30,7 +30,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from multiprocessing.connection import Client, Connection
 from typing import Any
 
@@ -292,18 +292,22 @@ class StoreProcess:
 
 
 def _sum(earlier: LoaderStats, later: LoaderStats) -> LoaderStats:
-    """The counts of two store processes, one after the other; times from the later one
-    once it has any."""
+    """The counts of two store processes, one after the other (every counter of
+    `LoaderStats`, whatever it adds later); times from the later one once it has any."""
     newest = later if later.last_batch_at else earlier
+    summed = {
+        f.name: getattr(earlier, f.name) + getattr(later, f.name)
+        for f in fields(LoaderStats)
+        if f.name not in _NOT_COUNTS
+    }
     return LoaderStats(
-        batches=earlier.batches + later.batches,
-        events_stored=earlier.events_stored + later.events_stored,
-        events_dropped=earlier.events_dropped + later.events_dropped,
+        **summed,
         last_batch_at=newest.last_batch_at,
         last_event_received_ms=max(earlier.last_event_received_ms, later.last_event_received_ms),
-        errors=earlier.errors + later.errors,
-        dead_letters=earlier.dead_letters + later.dead_letters,
     )
+
+
+_NOT_COUNTS = frozenset({"last_batch_at", "last_event_received_ms"})
 
 
 def _engine(settings: Settings) -> str:

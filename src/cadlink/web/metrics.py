@@ -78,6 +78,13 @@ class CadlinkCollector(Collector):
             "events, or ties their ids cannot order) instead of merging (DuckDB store)",
         )
         rebuilt.add_metric([], self.svc.loader.stats.sessions_rebuilt)
+        widened = CounterMetricFamily(
+            "cadlink_loader_batches_widened",
+            "Loader batches that did not fit DuckDB's ingest memory (64MB while only the "
+            "loader works) and were loaded again within CADLINK_DUCKDB_MEMORY_LIMIT: often "
+            "means large events or many late ones (DuckDB store)",
+        )
+        widened.add_metric([], self.svc.loader.stats.batches_widened)
         memory = GaugeMetricFamily(
             "cadlink_store_memory_bytes",
             "Memory the embedded event store accounts for, by use (DuckDB's duckdb_memory())",
@@ -90,6 +97,7 @@ class CadlinkCollector(Collector):
         yield errors
         yield dead
         yield rebuilt
+        yield widened
 
 
 def make_registry(svc: Services, http: HttpCounters) -> CollectorRegistry:

@@ -55,6 +55,9 @@ class Loaded:
     # Visitors whose sessions the batch rebuilt from their stored events (late events, ties
     # the ids cannot order: the session upkeep's slow path) instead of merging (DuckDB store).
     sessions_rebuilt: int = 0
+    # The batch did not fit DuckDB's ingest memory and was loaded again within the configured
+    # limit (DuckDB store; duckdb_memory.py).
+    widened: bool = False
 
 
 @dataclass(frozen=True)

@@ -75,6 +75,8 @@ class DuckDBEventStore(DuckDBReads):
         # Visitors whose sessions a batch rebuilt from their stored events (the slow path of
         # the session upkeep) since the store was opened: late events, or ties it cannot order.
         self.sessions_rebuilt = 0
+        # Loader batches loaded again within the configured limit (`_load_within_limits`).
+        self.batches_widened = 0
         self.rebuild_chunk_events = REBUILD_CHUNK_EVENTS
         self._compacted_at = 0.0  # time.monotonic() of the last rollup compaction
         self._con = duckdb_file.open_database(path, memory_limit)
@@ -172,7 +174,7 @@ class DuckDBEventStore(DuckDBReads):
             # Catching up with nothing arriving, it uses them all.
             if busy:
                 con.execute("SET threads = 1")
-            rebuilt = self.sessions_rebuilt
+            rebuilt, widened = self.sessions_rebuilt, self.batches_widened
             first: Callable[[], Staged] = (lambda: stager.stage(records)) if records else Staged
             again: Callable[[], Staged] = stager.stage_again if records else Staged
             try:
@@ -185,7 +187,9 @@ class DuckDBEventStore(DuckDBReads):
                 if busy:
                     con.execute(f"SET threads = {self._threads}")
             duckdb_file.checkpoint_when_due(con, self._wal, self._memory)
-            return Loaded(inserted, staged, self.sessions_rebuilt - rebuilt)
+            return Loaded(
+                inserted, staged, self.sessions_rebuilt - rebuilt, self.batches_widened > widened
+            )
 
     def _load_within_limits(
         self,
@@ -207,6 +211,7 @@ class DuckDBEventStore(DuckDBReads):
         log.info("a loader batch ran out of DuckDB's ingest memory; loading it within the "
                  "configured limit")  # fmt: skip
         self.sessions_rebuilt = rebuilt
+        self.batches_widened += 1
         with self._memory.wide():
             return self._load_batch(con, again, positions, rejected or [])
 

@@ -81,6 +81,7 @@ class ServerResult:
     start_rss_mb: float = 0.0  # the server at rest before the first load
     rest_rss_mb: float = 0.0  # the server at rest, REST_S after the loader caught up at the end
     stored: dict[str, int] = field(default_factory=dict)  # site → rows in the store
+    counters: servers.IngestCounters | None = None  # /metrics once the loader caught up
     expected: dict[str, int] = field(default_factory=dict)  # site → accepted events
 
 
@@ -125,6 +126,7 @@ class _Run:
                     result.peak_rss_server_mb = procstats.sample(server.pid).peak_rss_mb
                 # Memory a burst leaves behind: what an idle server still holds afterwards.
                 self._catch_up()
+                cad.counters = servers.ingest_counters(self.cadlink)
                 time.sleep(REST_S)
                 cad.rest_rss_mb = procstats.tree_sample(self.cadlink.pid).rss_mb
             finally:

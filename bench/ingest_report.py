@@ -102,6 +102,14 @@ def render(r: IngestResult) -> str:
     lines += _ratios(r)
     lines += _absolute(r)
     lines += _loader(r)
+    if cad.counters is not None:
+        c = cad.counters
+        lines += [
+            f"Loader batches: {c.batches:,}; loaded again within the configured memory limit "
+            f"(did not fit the ingest memory): {c.widened:,}; visitors whose sessions a batch "
+            f"rebuilt from their stored events: {c.sessions_rebuilt:,}.",
+            "",
+        ]
     lost = {s: n for s, n in cad.expected.items() if cad.stored.get(s) != n}
     total = sum(cad.expected.values())
     lines.append(

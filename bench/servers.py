@@ -125,6 +125,9 @@ class IngestCounters:
     stored: int
     dropped: int
     backlog_bytes: int
+    batches: int = 0  # loader batches (embedded store)
+    widened: int = 0  # of which loaded again within the configured memory limit
+    sessions_rebuilt: int = 0  # visitors whose sessions a batch rebuilt (the slow path)
 
 
 def ingest_counters(server: Server) -> IngestCounters:
@@ -142,6 +145,9 @@ def ingest_counters(server: Server) -> IngestCounters:
         stored=int(values.get("cadlink_events_stored_total", 0)),
         dropped=int(values.get("cadlink_events_dropped_total", 0)),
         backlog_bytes=int(values.get("cadlink_buffer_backlog_bytes", 0)),
+        batches=int(values.get("cadlink_loader_batches_total", 0)),
+        widened=int(values.get("cadlink_loader_batches_widened_total", 0)),
+        sessions_rebuilt=int(values.get("cadlink_loader_sessions_rebuilt_total", 0)),
     )
 
 

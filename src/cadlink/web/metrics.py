@@ -65,6 +65,8 @@ class CadlinkCollector(Collector):
             [], max(0.0, time.time() - last / 1000) if self.svc.backlog.bytes and last else 0.0
         )
         yield lag
+        batches = CounterMetricFamily("cadlink_loader_batches", "Loader batches stored")
+        batches.add_metric([], self.svc.loader.stats.batches)
         errors = CounterMetricFamily("cadlink_loader_errors", "Loader batches that failed")
         errors.add_metric([], self.svc.loader.stats.errors)
         dead = CounterMetricFamily(
@@ -94,6 +96,7 @@ class CadlinkCollector(Collector):
             memory.add_metric([use], n)
         yield memory
         yield from _store_process(self.svc.loader)
+        yield batches
         yield errors
         yield dead
         yield rebuilt

@@ -410,3 +410,24 @@ def test_answers_wait_for_the_turn_but_not_for_more_than_most() -> None:
     assert sent == [b"%d" % i for i in range(Answers.MOST)]  # without waiting for the turn
     scheduled.pop()()  # the turn's scheduled write finds nothing left
     assert len(sent) == Answers.MOST and not answers.waiting
+
+
+def test_each_connection_gets_its_own_answer_when_many_share_a_turn(live: Live) -> None:
+    """Requests on many connections arrive together, so their answers wait in one turn: each
+    connection must get the answer to its own request (the batch answer counts its events)."""
+    socks = [live.connect() for _ in range(16)]
+    try:
+        pendings = [bytearray() for _ in socks]
+        for round_no in range(5):
+            for n, sock in enumerate(socks):
+                events = [_event(live.site_id, f"t{round_no}-{n}-{k}") for k in range(n % 7 + 1)]
+                body = json.dumps({"siteId": live.site_id, "events": events}).encode()
+                sock.sendall(_request("/api/v1/collect/batch", body))
+            for n, sock in enumerate(socks):
+                status, _, body = _read_response(sock, pendings[n])
+                assert status == b"HTTP/1.1 200 OK"
+                assert json.loads(body) == {"success": True, "queued": n % 7 + 1}
+    finally:
+        for sock in socks:
+            sock.close()
+    wait_for(lambda: live.stored() == 5 * sum(n % 7 + 1 for n in range(16)), timeout=30)

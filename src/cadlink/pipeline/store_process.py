@@ -291,6 +291,9 @@ class StoreProcess:
         self._close_polls()
 
 
+_NOT_COUNTS = frozenset({"last_batch_at", "last_event_received_ms"})  # times, not counts
+
+
 def _sum(earlier: LoaderStats, later: LoaderStats) -> LoaderStats:
     """The counts of two store processes, one after the other (every counter of
     `LoaderStats`, whatever it adds later); times from the later one once it has any."""
@@ -305,9 +308,6 @@ def _sum(earlier: LoaderStats, later: LoaderStats) -> LoaderStats:
         last_batch_at=newest.last_batch_at,
         last_event_received_ms=max(earlier.last_event_received_ms, later.last_event_received_ms),
     )
-
-
-_NOT_COUNTS = frozenset({"last_batch_at", "last_event_received_ms"})
 
 
 def _engine(settings: Settings) -> str:

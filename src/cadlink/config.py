@@ -121,7 +121,10 @@ class Settings(BaseSettings):
     dedup_window_hours: int = Field(
         1,
         description="A repeated `eventId` is recognised when its event time is within this many "
-        "hours of the stored one (retries resend the original timestamp).",
+        "hours of the stored one (retries resend the original timestamp). Each loader batch "
+        "reads the stored events within this window of its events' times: at thousands of "
+        "events a second, `0` (the same minute only; a resend with its original timestamp is "
+        "still found) keeps the check cheap.",
     )
     late_event_hours: int = Field(
         72, description="Oldest client timestamp believed; older events are stamped on arrival."

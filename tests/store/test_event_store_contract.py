@@ -218,6 +218,40 @@ def test_a_repeat_is_found_within_the_dedup_window_of_its_event_time(
         store.close()
 
 
+@pytest.mark.parametrize("kind", ["duckdb", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_the_dedup_window_is_each_events_own_not_the_batchs_span(
+    kind: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    store = open_event_store(store_url(kind, request, tmp_path), 30, dedup_window_hours=1)
+    try:
+        mid, now = T0 + timedelta(minutes=150), T0 + timedelta(hours=5)
+        assert store.write(StoreBatch(raw_rows(("a", mid), ("b", T0), ("c", now)))) == 3
+        # One batch: a late repeat of b, a current repeat of c, and an "a" 2.5 hours from the
+        # stored one. Each is checked within an hour of its own time: b and c are repeats,
+        # "a" is a new event, though the batch's span (T0 to now) holds the stored "a".
+        batch = raw_rows(("b", T0), ("a", now), ("c", now), received_at=now)
+        assert store.write(StoreBatch(batch)) == 1
+        assert store.count_events(SITE) == 4
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("kind", ["duckdb", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_with_no_dedup_window_a_resend_with_its_timestamp_is_still_found(
+    kind: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    store = open_event_store(store_url(kind, request, tmp_path), 30, dedup_window_hours=0)
+    try:
+        assert store.write(StoreBatch(raw_rows(("a", T0)))) == 1
+        later = T0 + timedelta(hours=30)
+        assert store.write(StoreBatch(raw_rows(("a", T0), received_at=later))) == 0
+        # Ten seconds off is another event when the window is zero.
+        assert store.write(StoreBatch(raw_rows(("a", T0 + timedelta(seconds=10))))) == 1
+        assert store.count_events(SITE) == 2
+    finally:
+        store.close()
+
+
 def test_appended_history_gets_the_sessions_incremental_loading_gives(
     event_store: EventStore, enricher: Enricher
 ) -> None:

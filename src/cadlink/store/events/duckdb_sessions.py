@@ -137,15 +137,17 @@ grouped AS ({_AGGREGATES.replace("{numbered}", "numbered")})
 # -- The incremental path (see the module docstring) ---------------------------------------
 
 # The batch's rows to store are `staged_rows` (staging.py) less the rows to skip: repeats of
-# an event id inside the batch (the earliest arrival stays) and ids already stored (searched
-# only within the batch's time window, `$lo` to `$hi`). Deleting the (usually no) repeats
-# costs a fraction of copying the batch into a new table.
+# an event id inside the batch (the earliest arrival stays) and ids already stored with an
+# event time within `$window` of the row's. `{stored}` names the stored time ranges those
+# windows fall in (scan_ranges.py), so DuckDB reads only their row groups. Deleting the
+# (usually no) repeats costs a fraction of copying the batch into a new table.
 DEDUP_SQL = """
 DELETE FROM staged_rows WHERE i IN (
     SELECT s.i FROM staged_rows s
     WHERE EXISTS (
         SELECT 1 FROM analytics_events e
-        WHERE e.ts >= $lo AND e.ts <= $hi AND e.site_id = s.site_id AND e.event_id = s.event_id
+        WHERE {stored} AND e.site_id = s.site_id AND e.event_id = s.event_id
+          AND e.ts >= s.ts - $window AND e.ts <= s.ts + $window
     )
     UNION ALL
     SELECT unnest(list(i ORDER BY received_at, i)[2:]) FROM staged_rows

@@ -17,7 +17,7 @@ from typing import Any
 
 import duckdb
 
-from cadlink.store.events import duckdb_file, rollups
+from cadlink.store.events import duckdb_file, rollups, scan_ranges
 from cadlink.store.events.base import Loaded, StoreBatch
 from cadlink.store.events.duckdb_memory import MemoryLimit
 from cadlink.store.events.duckdb_reads import EVENT_COLUMNS, REPORT_SLOTS, DuckDBReads
@@ -335,15 +335,19 @@ class DuckDBEventStore(DuckDBReads):
 
     def _insert_staged(self, con: duckdb.DuckDBPyConnection) -> int:
         """Store `staged_rows` but the events already stored; upkeep of sessions and rollups."""
-        bounds = con.execute("SELECT min(ts), max(ts) FROM staged_rows").fetchone()
-        if bounds is None or bounds[0] is None:
+        minutes = con.execute(
+            "SELECT DISTINCT time_bucket(INTERVAL 1 MINUTE, ts) FROM staged_rows"
+        ).fetchall()
+        if not minutes:
             return 0
         # A repeat carries the original's event time (tracker retries resend the event as it
         # was; a replayed buffer record is identical), so the stored rows within the window
-        # of the batch's times are all the duplicate check reads: DuckDB skips the rest by
-        # their row groups' time ranges.
+        # of the batch's own times are all the duplicate check reads (scan_ranges.py).
         window = self.dedup_window
-        con.execute(DEDUP_SQL, {"lo": bounds[0] - window, "hi": bounds[1] + window})
+        stored, params = scan_ranges.where(
+            "e.ts", scan_ranges.cover((m for (m,) in minutes), window)
+        )
+        con.execute(DEDUP_SQL.format(stored=stored), {"window": window, **params})
         new = con.execute("SELECT count(*), min(ts), max(ts) FROM staged_rows").fetchone()
         if new is None or not new[0]:
             return 0

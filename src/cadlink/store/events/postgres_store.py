@@ -289,13 +289,14 @@ class PostgresEventStore:
         # One row per event id within the batch, then only ids not already stored. As in the
         # DuckDB store, a repeat carries the original's event time (tracker retries resend the
         # event as it was; a replayed buffer record is identical), so only stored rows within
-        # the window of the batch's times are searched: the partitions of those months. An
+        # the window of each new row's time match, in the partitions of the months the batch's
+        # windows reach. An
         # identical repeat is always found, so the unique index never rejects an INSERT.
         # The plan that stays fast as the table grows probes the dedup index once per new row.
         # Given a time range, the planner (its statistics lagging behind the newest rows)
         # would rather scan the window by (site_id, ts) per new row (measured: 2 s → 30 s per
         # 10k batch). So the partitions of the window are named instead of pruned, the window
-        # is a range test no index can take, and OFFSET 0 keeps the EXISTS a per-row probe.
+        # is a per-row range test no index can take, and OFFSET 0 keeps the EXISTS a per-row probe.
         months = [partition_name(m) for m in months_between(lo.date(), hi.date())]
         found = con.execute(
             "SELECT n FROM unnest(%s::text[]) n WHERE to_regclass(n) IS NOT NULL", [months]
@@ -314,11 +315,11 @@ class PostgresEventStore:
             WHERE NOT EXISTS (
                 SELECT 1 FROM ({stored}) e
                 WHERE e.site_id = b.site_id AND e.event_id = b.event_id
-                  AND tstzrange(%(lo)s, %(hi)s, '[]') @> e.ts
+                  AND tstzrange(b.ts - %(window)s, b.ts + %(window)s, '[]') @> e.ts
                 OFFSET 0
             )
             """,
-            {"lo": lo, "hi": hi},
+            {"window": self.dedup_window},
         )
         cur = con.execute(
             f"INSERT INTO analytics_events ({_COLUMNS}) "

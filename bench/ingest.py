@@ -35,6 +35,7 @@ class Options:
     profile_dir: Path | None = None
     keep: bool = False
     settings: tuple[tuple[str, str], ...] = ()  # CADLINK_* overrides, for experiments
+    varied: bool = False  # wrk: agents and addresses per visitor (loadgen.VARIED_*)
 
 
 @dataclass
@@ -170,7 +171,7 @@ class _Run:
         print(f"  {name}: {self.opts.seconds:g} s at full speed{rounds} …", flush=True)
         return self._measure(server, batch, name, lambda: loadgen.run_wrk(
             server.url, site, batch, _run_id(), seconds=self.opts.seconds,
-            connections=self.opts.connections, threads=1,
+            connections=self.opts.connections, threads=1, varied=self.opts.varied,
         ))  # fmt: skip
 
     def _half(self, server: servers.Server, site: str, batch: int, rate: float) -> Phase:

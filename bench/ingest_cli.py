@@ -25,6 +25,13 @@ def main(argv: list[str] | None = None) -> None:
         metavar="CADLINK_X=VALUE",
         help="run `cadlink serve` with a non-default setting (an experiment: not written)",
     )
+    parser.add_argument(
+        "--traffic",
+        choices=("uniform", "varied"),
+        default="uniform",
+        help="wrk's visitors: one user agent from the loopback address (uniform), or each its "
+        "own from 2,000 agents and 50,000 networks (varied; an experiment: not written)",
+    )
     args = parser.parse_args(argv)
     settings: list[tuple[str, str]] = []
     for item in args.set:
@@ -39,10 +46,11 @@ def main(argv: list[str] | None = None) -> None:
         profile_dir=args.profile,
         keep=args.keep,
         settings=tuple(settings),
+        varied=args.traffic == "varied",
     )
     result = ingest.run(opts)
     print(ingest_report.render(result))
-    if args.no_write or args.profile or settings:
+    if args.no_write or args.profile or settings or opts.varied:
         print(f"(an experiment: not written to {report.DOCS})")
     else:
         ingest_report.write(result)

@@ -6,7 +6,7 @@ import math
 import time
 from collections.abc import Iterator
 
-from bench import procstats, report
+from bench import loadgen, procstats, report
 from bench.ingest import BATCHES, REST_S, IngestResult, Phase
 
 NAME = "ingest"
@@ -48,12 +48,15 @@ the two is what CADLINK's own work costs.
   server counted as accepted.
 
 ### How to run
-`make bench` (all benchmarks) or `.venv/bin/python -m bench ingest` (about 3 to 5 minutes;
-installs Debian's `wrk` and `hey` with apt-get if missing). Options: `--seconds` per measurement,
-`--connections` for wrk, `--no-write` to leave this file alone, `--keep` to keep the server
-logs and data, `--set CADLINK_X=VALUE` to try a non-default setting, `--profile DIR` to record
-py-spy profiles (`.venv/bin/pip install py-spy`) of `cadlink serve` during each measurement and
-print its hot spots. Runs with `--set` or `--profile` are experiments and are not written here.
+`make bench` (all benchmarks) or `.venv/bin/python -m bench ingest` (about 4 to 6 minutes;
+installs Debian's `wrk` and `hey` with apt-get if missing). Options: `--seconds` per
+measurement, `--rounds` of each peak, `--connections` for wrk, `--no-write` to leave this file
+alone, `--keep` to keep the server logs and data, `--set CADLINK_X=VALUE` to try a non-default
+setting, `--profile DIR` to record py-spy profiles (`.venv/bin/pip install py-spy`) of `cadlink
+serve` during each measurement and print its hot spots, `--traffic varied` to give each of wrk's
+visitors its own user agent (from 2,000) and address (from 50,000 networks, sent as
+`X-Forwarded-For`) instead of one agent from the loopback address. Runs with `--set`,
+`--profile` or `--traffic varied` are experiments and are not written here.
 Run it on a quiet machine: the results say how much CPU other processes took meanwhile.
 """
 
@@ -89,6 +92,15 @@ def render(r: IngestResult) -> str:
         f"{r.load_average_before:.1f}; *other load* below is the CPU (in cores) that processes "
         "other than the server and the load generator used during each measurement.",
         "",
+        *(
+            [
+                f"Traffic: varied (wrk's visitors each with one of {loadgen.VARIED_AGENTS:,} "
+                f"user agents and an address in one of {loadgen.VARIED_NETWORKS:,} networks).",
+                "",
+            ]
+            if o.varied
+            else []
+        ),
         "Versions: "
         + report.versions(
             ("cadlink", "uvicorn", "uvloop", "httptools", "msgspec", "duckdb", "pyarrow")

@@ -16,6 +16,105 @@ USER_AGENT = (
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 "
     "(KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36"
 )
+# Varied traffic (`--traffic varied`): what real visitors differ in besides their ids, so that
+# the loader's per-value work (user agents parsed, networks located, lookup tables grown) is
+# measured too, not only its per-event work on one agent from one address.
+_CHROME = "AppleWebKit/537.36 (KHTML, like Gecko) Chrome/{v}.0.{b}.{p} {m}Safari/537.36"
+_DESKTOPS = [
+    "Windows NT 10.0; Win64; x64",
+    "Macintosh; Intel Mac OS X 10_15_7",
+    "X11; Linux x86_64",
+    "X11; CrOS x86_64 14541.0.0",
+]
+_PHONES = ["SM-S918B", "SM-A546B", "Pixel 8", "Pixel 7a", "moto g54 5G", "2201116SG", "CPH2581"]
+_IOS = ["16_7_10", "17_4_1", "17_5_1", "17_6_1", "18_0", "18_1_1", "18_2"]
+
+
+def agents(count: int = 2000, seed: int = 3) -> list[str]:
+    """`count` distinct browser user agents in the proportions sites see (Chrome on desktop
+    and Android, Safari on iPhone and Mac, Firefox, Edge, in-app browsers); no bots."""
+    rng = random.Random(seed)
+    out: set[str] = set()
+    while len(out) < count:
+        kind = rng.random()
+        v, b, p = rng.randint(118, 131), rng.randint(6000, 6800), rng.randint(0, 250)
+        if kind < 0.35:
+            os_ = rng.choice(_DESKTOPS)
+            ua = f"Mozilla/5.0 ({os_}) " + _CHROME.format(v=v, b=b, p=p, m="")
+            if rng.random() < 0.25:
+                ua += f" Edg/{v}.0.{b}.{rng.randint(0, 99)}"
+        elif kind < 0.60:
+            phone = rng.choice(_PHONES)
+            android = rng.randint(10, 15)
+            ua = f"Mozilla/5.0 (Linux; Android {android}; {phone}) "
+            ua += _CHROME.format(v=v, b=b, p=p, m="Mobile ")
+        elif kind < 0.82:
+            ios = rng.choice(_IOS)
+            ua = f"Mozilla/5.0 (iPhone; CPU iPhone OS {ios} like Mac OS X) AppleWebKit/605.1.15 "
+            if rng.random() < 0.3:  # an in-app browser: one string per app build
+                ua += f"(KHTML, like Gecko) Mobile/15E148 Instagram {rng.randint(300, 360)}.0.0."
+                ua += (
+                    f"{rng.randint(10, 40)}.{rng.randint(100, 999)} (iPhone15,{rng.randint(2, 5)})"
+                )
+            else:
+                ua += f"(KHTML, like Gecko) Version/{ios.split('_')[0]}.{rng.randint(0, 6)} "
+                ua += "Mobile/15E148 Safari/604.1"
+        elif kind < 0.92:
+            f = rng.randint(115, 133)
+            os_ = rng.choice(_DESKTOPS[:3])
+            ua = f"Mozilla/5.0 ({os_}; rv:{f}.0) Gecko/20100101 Firefox/{f}.0"
+        else:
+            mac = rng.choice(["10_15_7", "14_5", "15_1"])
+            ua = f"Mozilla/5.0 (Macintosh; Intel Mac OS X {mac}) AppleWebKit/605.1.15 "
+            version = f"{rng.randint(16, 18)}.{rng.randint(0, 6)}"
+            ua += f"(KHTML, like Gecko) Version/{version} Safari/605.1.15"
+        out.add(ua)
+    return sorted(out)
+
+
+# First octets of networks that hold many home and mobile connections (none private).
+FIRST_OCTETS = [
+    24,
+    31,
+    37,
+    46,
+    62,
+    66,
+    68,
+    71,
+    73,
+    77,
+    79,
+    80,
+    81,
+    82,
+    83,
+    84,
+    85,
+    86,
+    87,
+    88,
+    89,
+    90,
+    91,
+    92,
+    93,
+    94,
+    95,
+    98,
+    99,
+    109,
+    151,
+    176,
+    178,
+    185,
+    188,
+    193,
+    212,
+    217,
+]
+
+
 # Markers replaced per request; they cannot occur in the JSON the templates produce.
 VISITOR, SESSION, EVENT_ID = "\x01", "\x02", "\x03"
 

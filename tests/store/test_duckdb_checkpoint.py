@@ -100,7 +100,8 @@ def test_a_failed_checkpoint_does_not_fail_the_stored_batch(
     loaded = store.load(records(300, "a", pad=True), {"seg": 7}, enricher.staging)
     assert loaded.stored == 300
     assert len(recording.checkpoints) == 1
-    assert limit_of(store._reader()) == as_set(INGEST_MEMORY)
+    with store._reading() as cur:
+        assert limit_of(cur) == as_set(INGEST_MEMORY)
     assert store.count_events() == 300
     assert store.positions() == {"seg": 7}
 

@@ -18,7 +18,8 @@ from cadlink.store.events.duckdb_store import DuckDBEventStore
 
 
 def _limit(store: DuckDBEventStore) -> str:
-    row = store._reader().execute("SELECT current_setting('memory_limit')").fetchone()
+    with store._reading() as cur:
+        row = cur.execute("SELECT current_setting('memory_limit')").fetchone()
     assert row is not None
     return str(row[0])
 
@@ -107,7 +108,8 @@ def test_a_configured_limit_at_or_below_ingest_memory_is_kept_for_everything(
 def test_reports_spill_beside_the_database_file(store: DuckDBEventStore, tmp_path: Path) -> None:
     """The file is attached to an in-memory database (for its row group size); spills still go
     to the data dir, not the working directory."""
-    row = store._reader().execute("SELECT current_setting('temp_directory')").fetchone()
+    with store._reading() as cur:
+        row = cur.execute("SELECT current_setting('temp_directory')").fetchone()
     assert row is not None
     assert row[0] == str(tmp_path / "events.duckdb") + ".tmp"
 

@@ -81,16 +81,35 @@ def log_bytes(wal: Path | None) -> int:
 
 def checkpoint_when_due(
     con: duckdb.DuckDBPyConnection, wal: Path | None, memory: MemoryLimit
-) -> None:
+) -> bool:
     """Checkpoint once the log holds `CHECKPOINT_BYTES` (the caller holds the write lock
-    and has committed). Never raises: the batch is stored, and a loader that saw an error
-    would load it again; DuckDB checkpoints at its own threshold if this one failed."""
+    and has committed); returns whether it did. Never raises: the batch is stored, and a
+    loader that saw an error would load it again; DuckDB checkpoints at its own threshold
+    if this one failed."""
     if log_bytes(wal) < CHECKPOINT_BYTES:
-        return
+        return False
     try:
         checkpoint(con, memory)
     except Exception:
         log.warning("checkpoint failed; DuckDB retries at its own threshold", exc_info=True)
+        return False
+    return True
+
+
+def reattach(con: duckdb.DuckDBPyConnection, path: str) -> None:
+    """Detach the database file and attach it again, as `open_database` did (the caller
+    holds the write lock and no other cursor of `con`'s database is in use).
+
+    DuckDB keeps in memory, for as long as the file is attached, what it built for each row
+    group it wrote or scanned (segments, their statistics and decoder state: about 7 bytes
+    per event the loader stored, outside its memory limit); attached anew, it reads them
+    back only as queries need them. Temporary tables (the staging's lookups) live in the
+    in-memory database and stay."""
+    escaped = path.replace("'", "''")
+    con.execute("USE memory")
+    con.execute(f"DETACH {CATALOG}")
+    con.execute(f"ATTACH '{escaped}' AS {CATALOG} (ROW_GROUP_SIZE {ROW_GROUP_ROWS})")
+    con.execute(f"USE {CATALOG}")
 
 
 def checkpoint(con: duckdb.DuckDBPyConnection, memory: MemoryLimit) -> None:

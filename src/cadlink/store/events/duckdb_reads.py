@@ -4,6 +4,7 @@ exports and the query layer's statements, each on its own cursor of the store's 
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Iterator, Sequence
 from datetime import date, datetime
@@ -28,19 +29,67 @@ _SESSION_COLUMNS = "* EXCLUDE (last_event_id)"  # the store's own bookkeeping st
 REPORT_SLOTS = 3
 
 
+class ReadsInFlight:
+    """Counts the reads running on the store's cursors, so that the store can attach its
+    file anew (`duckdb_file.reattach`) when none is: a read that starts meanwhile waits for
+    it (about 15 ms)."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._running = 0
+        self._paused = False
+
+    @contextlib.contextmanager
+    def one(self) -> Iterator[None]:
+        with self._cond:
+            while self._paused:
+                self._cond.wait()
+            self._running += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._running -= 1
+                self._cond.notify_all()
+
+    @contextlib.contextmanager
+    def paused(self) -> Iterator[bool]:
+        """Hold new reads while the block runs; yields False (and holds none) if a read is
+        running, so that the caller does not wait for a long one (an export)."""
+        with self._cond:
+            if self._running:
+                yield False
+                return
+            self._paused = True
+        try:
+            yield True
+        finally:
+            with self._cond:
+                self._paused = False
+                self._cond.notify_all()
+
+
 class DuckDBReads:
-    """Mixed into `DuckDBEventStore`, which opens `_con` and makes `_report_slots`."""
+    """Mixed into `DuckDBEventStore`, which opens `_con` and makes `_report_slots` and
+    `_reads` (reads in flight; the store attaches its file anew only when there are none)."""
 
     _con: duckdb.DuckDBPyConnection
     _report_slots: threading.BoundedSemaphore
     _memory: MemoryLimit
     _catalog: str  # the database file's catalog ("" for an in-memory store)
+    _reads: ReadsInFlight
 
-    def _reader(self) -> duckdb.DuckDBPyConnection:
-        cur = self._con.cursor()
-        if self._catalog:
-            cur.execute(f"USE {self._catalog}")  # a new connection starts in the in-memory one
-        return cur
+    @contextlib.contextmanager
+    def _reading(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A cursor of its own for one read, closed after it."""
+        with self._reads.one():
+            cur = self._con.cursor()
+            try:
+                if self._catalog:
+                    cur.execute(f"USE {self._catalog}")  # a new cursor starts in-memory
+                yield cur
+            finally:
+                cur.close()
 
     def list_events(
         self,
@@ -55,16 +104,16 @@ class DuckDBReads:
         if after is not None:
             keyset = "AND (ts, event_id) > ($after_ts, $after_id)"
             params |= {"after_ts": after[0], "after_id": after[1]}
-        cur = self._reader()
-        cur.execute(
-            f"""
-            SELECT {EVENT_COLUMNS} FROM analytics_events
-            WHERE site_id = $site AND ts >= $start AND ts < $end {keyset}
-            ORDER BY ts, event_id LIMIT $limit
-            """,
-            params,
-        )
-        rows = _dicts(cur)
+        with self._reading() as cur:
+            cur.execute(
+                f"""
+                SELECT {EVENT_COLUMNS} FROM analytics_events
+                WHERE site_id = $site AND ts >= $start AND ts < $end {keyset}
+                ORDER BY ts, event_id LIMIT $limit
+                """,
+                params,
+            )
+            rows = _dicts(cur)
         next_cursor = None
         if len(rows) > limit:
             rows = rows[:limit]
@@ -74,38 +123,38 @@ class DuckDBReads:
     def list_sessions(
         self, site_id: str, start: datetime, end: datetime, limit: int
     ) -> list[dict[str, Any]]:
-        cur = self._reader()
-        cur.execute(
-            f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE site_id = ? AND started_at >= ? "
-            "AND started_at < ? "
-            "ORDER BY started_at, session_key LIMIT ?",
-            [site_id, start, end, limit],
-        )
-        return _dicts(cur)
+        with self._reading() as cur:
+            cur.execute(
+                f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE site_id = ? AND started_at >= ? "
+                "AND started_at < ? "
+                "ORDER BY started_at, session_key LIMIT ?",
+                [site_id, start, end, limit],
+            )
+            return _dicts(cur)
 
     def dead_letters(self) -> list[dict[str, Any]]:
         """Buffer records the loader could not load, oldest first."""
-        cur = self._reader()
-        cur.execute("SELECT stored_at, error, payload FROM dead_letters ORDER BY stored_at, n")
-        return _dicts(cur)
+        with self._reading() as cur:
+            cur.execute("SELECT stored_at, error, payload FROM dead_letters ORDER BY stored_at, n")
+            return _dicts(cur)
 
     def dropped(self, site_id: str, start: date, end: date) -> list[dict[str, Any]]:
-        cur = self._reader()
-        cur.execute(
-            "SELECT day, reason, count FROM dropped_events "
-            "WHERE site_id = ? AND day BETWEEN ? AND ? ORDER BY day, reason",
-            [site_id, start, end],
-        )
-        return _dicts(cur)
+        with self._reading() as cur:
+            cur.execute(
+                "SELECT day, reason, count FROM dropped_events "
+                "WHERE site_id = ? AND day BETWEEN ? AND ? ORDER BY day, reason",
+                [site_id, start, end],
+            )
+            return _dicts(cur)
 
     def count_events(self, site_id: str | None = None) -> int:
-        cur = self._reader()
-        if site_id is None:
-            row = cur.execute("SELECT count(*) FROM analytics_events").fetchone()
-        else:
-            row = cur.execute(
-                "SELECT count(*) FROM analytics_events WHERE site_id = ?", [site_id]
-            ).fetchone()
+        with self._reading() as cur:
+            if site_id is None:
+                row = cur.execute("SELECT count(*) FROM analytics_events").fetchone()
+            else:
+                row = cur.execute(
+                    "SELECT count(*) FROM analytics_events WHERE site_id = ?", [site_id]
+                ).fetchone()
         return int(row[0]) if row else 0
 
     def stream(
@@ -124,9 +173,16 @@ class DuckDBReads:
             )
         else:
             raise ValueError(f"cannot stream {table!r}")
-        relation = self._reader().sql(sql, params=[site_id, start, end])
-        reader: pa.RecordBatchReader = relation.to_arrow_reader(batch_rows)
-        return reader.schema, iter(reader)
+        reading = self._reading()
+        cur = reading.__enter__()
+        try:
+            reader: pa.RecordBatchReader = cur.sql(
+                sql, params=[site_id, start, end]
+            ).to_arrow_reader(batch_rows)
+        except BaseException:
+            reading.__exit__(None, None, None)
+            raise
+        return reader.schema, _Held(reader, reading)
 
     def fetch(self, sql: str, params: Sequence[Any]) -> list[dict[str, Any]]:
         """Run a read-only statement from the query layer on a reader cursor, once one of the
@@ -135,20 +191,20 @@ class DuckDBReads:
             return self._fetch(sql, params)
 
     def _fetch(self, sql: str, params: Sequence[Any]) -> list[dict[str, Any]]:
-        cur = self._reader()
-        try:
-            cur.execute(sql, list(params))
-            return _dicts(cur)
-        except duckdb.OutOfMemoryException:
-            # Not the caller's fault, and not a crash: say what to change (DuckDB's own
-            # message lists settings of its own the product does not expose).
-            row = cur.execute("SELECT current_setting('memory_limit')").fetchone()
-            limit = row[0] if row else "its limit"
-            raise ReportTooLarge(
-                f"this report needs more memory than the event store may use ({limit}, "
-                "shared by the reports running at the same time): try again, choose a "
-                "shorter period, or raise CADLINK_DUCKDB_MEMORY_LIMIT"
-            ) from None
+        with self._reading() as cur:
+            try:
+                cur.execute(sql, list(params))
+                return _dicts(cur)
+            except duckdb.OutOfMemoryException:
+                # Not the caller's fault, and not a crash: say what to change (DuckDB's own
+                # message lists settings of its own the product does not expose).
+                row = cur.execute("SELECT current_setting('memory_limit')").fetchone()
+                limit = row[0] if row else "its limit"
+                raise ReportTooLarge(
+                    f"this report needs more memory than the event store may use ({limit}, "
+                    "shared by the reports running at the same time): try again, choose a "
+                    "shorter period, or raise CADLINK_DUCKDB_MEMORY_LIMIT"
+                ) from None
 
     def memory(self) -> dict[str, int]:
         """DuckDB's own accounting, by tag (cached blocks, rows not yet checkpointed, hash
@@ -157,8 +213,40 @@ class DuckDBReads:
             "SELECT lower(tag), memory_usage_bytes FROM duckdb_memory() "
             "WHERE memory_usage_bytes > 0"
         )
-        rows = self._reader().execute(sql).fetchall()
+        with self._reading() as cur:
+            rows = cur.execute(sql).fetchall()
         return {str(tag): int(n) for tag, n in rows}
+
+
+class _Held:
+    """`reader`'s batches; the read (and its cursor) ends when they do, when the caller
+    closes this iterator, or when it is dropped (even unstarted)."""
+
+    def __init__(
+        self, reader: pa.RecordBatchReader, reading: contextlib.AbstractContextManager[Any]
+    ) -> None:
+        self._reader: pa.RecordBatchReader | None = reader
+        self._reading = reading
+
+    def __iter__(self) -> Iterator[pa.RecordBatch]:
+        return self
+
+    def __next__(self) -> pa.RecordBatch:
+        if self._reader is None:
+            raise StopIteration
+        try:
+            return self._reader.read_next_batch()
+        except StopIteration:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        if self._reader is not None:
+            self._reader = None
+            self._reading.__exit__(None, None, None)
+
+    def __del__(self) -> None:
+        self.close()
 
 
 def _dicts(cur: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:

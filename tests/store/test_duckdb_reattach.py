@@ -133,17 +133,43 @@ def test_reads_wait_while_paused_and_pausing_waits_for_none() -> None:
     assert done and done[0] >= resumed
 
 
-def test_a_failed_attach_is_reported(
+def test_a_failed_attach_is_retried_by_the_next_load(
     store: DuckDBEventStore, enricher: Enricher, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     store.load(records(150, "a"), {}, enricher.staging)
+    real_attach = duckdb_store.duckdb_file.attach
 
     def broken(con: duckdb.DuckDBPyConnection, path: str) -> None:
         raise duckdb.IOException("disk on fire")
 
-    monkeypatch.setattr(duckdb_store.duckdb_file, "reattach", broken)
+    monkeypatch.setattr(duckdb_store.duckdb_file, "attach", broken)
     with pytest.raises(duckdb.IOException):
         store.settle()  # the loader logs it and asks again when next idle
     assert store.reattached == 0
     with store._reads.one():  # reads are not left waiting
         pass
+    # While the disk fails, loads fail (their records wait in the buffer); once it is back,
+    # the next load attaches the file and stores them.
+    with pytest.raises(duckdb.IOException):
+        store.load(records(10, "b"), {"seg": 1}, enricher.staging)
+    monkeypatch.setattr(duckdb_store.duckdb_file, "attach", real_attach)
+    assert store.load(records(10, "b"), {"seg": 1}, enricher.staging).stored == 10
+    assert store.count_events(SITE) == 160
+    assert store.positions() == {"seg": 1}
+    store.close()
+
+
+def test_a_reattach_that_fails_before_detaching_leaves_the_file_in_use(
+    store: DuckDBEventStore, enricher: Enricher, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store.load(records(150, "a"), {}, enricher.staging)
+
+    def refused(con: duckdb.DuckDBPyConnection, path: str) -> None:
+        raise duckdb.IOException("cannot detach")
+
+    monkeypatch.setattr(duckdb_store.duckdb_file, "reattach", refused)
+    with pytest.raises(duckdb.IOException):
+        store.settle()
+    assert store.load(records(10, "b"), {}, enricher.staging).stored == 10
+    assert store.count_events(SITE) == 160
+    store.close()

@@ -63,9 +63,7 @@ def open_database(path: str, memory_limit: str) -> duckdb.DuckDBPyConnection:
         config["temp_directory"] = path + ".tmp"
     con = duckdb.connect(":memory:", config=config)
     if path != ":memory:":
-        escaped = path.replace("'", "''")
-        con.execute(f"ATTACH '{escaped}' AS {CATALOG} (ROW_GROUP_SIZE {ROW_GROUP_ROWS})")
-        con.execute(f"USE {CATALOG}")
+        attach(con, path)
     return con
 
 
@@ -104,11 +102,21 @@ def reattach(con: duckdb.DuckDBPyConnection, path: str) -> None:
     group it wrote or scanned (segments, their statistics and decoder state: about 7 bytes
     per event the loader stored, outside its memory limit); attached anew, it reads them
     back only as queries need them. Temporary tables (the staging's lookups) live in the
-    in-memory database and stay."""
-    escaped = path.replace("'", "''")
+    in-memory database and stay. If attaching fails, the file stays detached: `attach`."""
     con.execute("USE memory")
     con.execute(f"DETACH {CATALOG}")
-    con.execute(f"ATTACH '{escaped}' AS {CATALOG} (ROW_GROUP_SIZE {ROW_GROUP_ROWS})")
+    attach(con, path)
+
+
+def attach(con: duckdb.DuckDBPyConnection, path: str) -> None:
+    """Attach the database file to `con`'s in-memory database as `CATALOG`, its default
+    (unless it is attached already: a reattach that failed before detaching)."""
+    row = con.execute(
+        "SELECT count(*) FROM duckdb_databases() WHERE database_name = ?", [CATALOG]
+    ).fetchone()
+    if not (row and row[0]):
+        escaped = path.replace("'", "''")
+        con.execute(f"ATTACH '{escaped}' AS {CATALOG} (ROW_GROUP_SIZE {ROW_GROUP_ROWS})")
     con.execute(f"USE {CATALOG}")
 
 

@@ -101,6 +101,7 @@ class DuckDBEventStore(DuckDBReads):
         self._write_lock = threading.Lock()
         self._report_slots = threading.BoundedSemaphore(REPORT_SLOTS)
         self._reads = ReadsInFlight()
+        self._detached = False  # a reattach failed to attach the file again
         self._written_since_attach = 0  # rows (`reattach_when_grown`)
         self.reattached = 0  # times the file was attached anew since the store was opened
         row = self._con.execute("SELECT current_setting('threads')").fetchone()
@@ -139,6 +140,7 @@ class DuckDBEventStore(DuckDBReads):
     def write(self, batch: StoreBatch) -> int:
         """Store enriched Arrow rows (imports, tests); the loader uses `load`."""
         with self._write_lock, self._memory.wide():
+            self._ensure_attached()
             con = self._con
             con.execute("BEGIN TRANSACTION")
             try:
@@ -174,6 +176,7 @@ class DuckDBEventStore(DuckDBReads):
         """Stage buffer records (whole lines) on this store's own connection and store them,
         with the positions they came from, in one transaction: the rows never leave DuckDB."""
         with self._write_lock:
+            self._ensure_attached()
             con = self._con
             stager = self._stager
             if stager is None or stager.staging is not staging:
@@ -282,6 +285,7 @@ class DuckDBEventStore(DuckDBReads):
         """Bulk path for freshly generated or imported history: append rows without the
         duplicate check or session upkeep; call `rebuild_sessions` once afterwards."""
         with self._write_lock, self._memory.wide():
+            self._ensure_attached()
             con = self._con
             con.execute("BEGIN TRANSACTION")
             try:
@@ -425,6 +429,7 @@ class DuckDBEventStore(DuckDBReads):
         Checkpointed, they are compressed on disk, the memory goes back and a restart replays
         no log. (DuckDB checkpoints beside open readers and writers.)"""
         with self._write_lock:
+            self._ensure_attached()
             self._memory.lower_when_quiet()
             if duckdb_file.log_bytes(self._wal) >= duckdb_file.SETTLE_MIN_WAL_BYTES:
                 duckdb_file.checkpoint(self._con, self._memory)
@@ -446,13 +451,23 @@ class DuckDBEventStore(DuckDBReads):
             if not free:
                 return
             started = time.perf_counter()
+            self._detached = True  # until it is attached again (`_ensure_attached`)
             duckdb_file.reattach(self._con, self.path)
+            self._detached = False
         self._written_since_attach = 0
         self.reattached += 1
         log.info(
             "event store file attached anew",
             extra={"ms": round((time.perf_counter() - started) * 1000, 1)},
         )
+
+    def _ensure_attached(self) -> None:
+        """Attach the file if a reattach left it detached (a failed ATTACH: the disk, say);
+        the caller holds the write lock. Loads fail, and their records wait in the buffer,
+        until it succeeds."""
+        if self._detached:
+            duckdb_file.attach(self._con, self.path)
+            self._detached = False
 
     def forget_positions(self, segments: list[str]) -> None:
         if not segments:

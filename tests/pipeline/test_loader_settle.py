@@ -6,12 +6,15 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import pytest
+
 from cadlink.events import Envelope, IncomingEvent, encode_envelope
 from cadlink.ingest.buffer import SpoolReader, SpoolWriter
 from cadlink.ingest.enrich.geo import GeoLocator
 from cadlink.ingest.enrich.useragent import UserAgentParser
 from cadlink.pipeline.enrichment import Enricher
 from cadlink.pipeline.loader import Loader
+from cadlink.store.events import duckdb_store
 from cadlink.store.events.duckdb_file import SETTLE_MIN_WAL_BYTES
 from cadlink.store.events.duckdb_store import DuckDBEventStore
 
@@ -77,5 +80,31 @@ def test_a_small_log_is_left_to_duckdb(tmp_path: Path) -> None:
     assert 0 < before < SETTLE_MIN_WAL_BYTES
     assert loader.idle()
     assert _wal(tmp_path) == before
+    writer.close()
+    store.close()
+
+
+def test_the_loaders_stats_count_the_stores_reattaches(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`cadlink_store_reattached_total`: the store attaches its file anew after enough rows
+    (duckdb_store.REATTACH_ROWS), here when the idle loader lets it settle."""
+    monkeypatch.setattr(duckdb_store, "REATTACH_ROWS", 100)
+    writer = SpoolWriter(tmp_path / "spool", fsync="never")
+    _write(writer, 150, "c")
+    store = DuckDBEventStore(str(tmp_path / "events.duckdb"))
+    loader = Loader(
+        SpoolReader(tmp_path / "spool"),
+        store,
+        Enricher(UserAgentParser(), GeoLocator()),
+        settle_after=0.0,
+    )
+    assert loader.drain() == 150
+    assert loader.stats.store_reattached == 0
+    assert loader.idle()
+    assert loader.stats.store_reattached == store.reattached == 1
+    _write(writer, 10, "d")
+    assert loader.drain() == 10  # loading goes on from the file attached anew
+    assert store.count_events() == 160
     writer.close()
     store.close()

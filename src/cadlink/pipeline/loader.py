@@ -49,6 +49,7 @@ class LoaderStats:
     dead_letters: int = 0  # buffer records that could not be loaded, kept in `dead_letters`
     sessions_rebuilt: int = 0  # visitors whose sessions took the slow path (`Loaded`)
     batches_widened: int = 0  # batches loaded again within the configured limit (`Loaded`)
+    store_reattached: int = 0  # times the event store attached its file anew (DuckDB store)
 
 
 class LoaderControl(Protocol):
@@ -149,6 +150,7 @@ class Loader:
         self.stats.events_stored += loaded.stored
         self.stats.sessions_rebuilt += loaded.sessions_rebuilt
         self.stats.batches_widened += loaded.widened
+        self.stats.store_reattached = _reattached(self.store)
         self.stats.events_dropped += sum(staged.drops.values())
         self.stats.last_batch_at = time.time()
         self.stats.last_event_received_ms = max(
@@ -224,6 +226,7 @@ class Loader:
         if self._loaded_at is None or time.monotonic() - self._loaded_at < self.settle_after:
             return False
         self.store.settle()  # if it raises, the next idle call asks again
+        self.stats.store_reattached = _reattached(self.store)
         self._loaded_at = None
         return True
 
@@ -320,3 +323,9 @@ def _check_lookups(env: Envelope, lookups: Lookups) -> None:
     lookups.visitors(
         [(env.site_id, e.visitor_id) for e in env.events if e.consent and e.visitor_id]
     )
+
+
+def _reattached(store: EventStore) -> int:
+    """How often the store attached its file anew since it was opened (the DuckDB store's
+    `reattached`, duckdb_store.py; other stores have no file to attach)."""
+    return int(getattr(store, "reattached", 0))

@@ -87,6 +87,12 @@ class CadlinkCollector(Collector):
             "means large events or many late ones (DuckDB store)",
         )
         widened.add_metric([], self.svc.loader.stats.batches_widened)
+        reattached = CounterMetricFamily(
+            "cadlink_store_reattached",
+            "Times the embedded event store attached its DuckDB file anew to release what "
+            "DuckDB keeps per row group (after every million rows written, when no read runs)",
+        )
+        reattached.add_metric([], self.svc.loader.stats.store_reattached)
         memory = GaugeMetricFamily(
             "cadlink_store_memory_bytes",
             "Memory the embedded event store accounts for, by use (DuckDB's duckdb_memory())",
@@ -101,6 +107,7 @@ class CadlinkCollector(Collector):
         yield dead
         yield rebuilt
         yield widened
+        yield reattached
 
 
 def make_registry(svc: Services, http: HttpCounters) -> CollectorRegistry:

@@ -197,9 +197,10 @@ class DuckDBReads:
                 return _dicts(cur)
             except duckdb.OutOfMemoryException:
                 # Not the caller's fault, and not a crash: say what to change (DuckDB's own
-                # message lists settings of its own the product does not expose).
-                row = cur.execute("SELECT current_setting('memory_limit')").fetchone()
-                limit = row[0] if row else "its limit"
+                # message lists settings of its own the product does not expose). The limit
+                # is the one reports run with (`wide`); asking DuckDB for it could fail too,
+                # while the report's neighbours still hold the memory.
+                limit = self._memory.configured or "its limit"
                 raise ReportTooLarge(
                     f"this report needs more memory than the event store may use ({limit}, "
                     "shared by the reports running at the same time): try again, choose a "

@@ -9,7 +9,8 @@ from tracker_harness import STUB, Tab, by_type, props, tracker_page
 
 pytestmark = pytest.mark.browser
 
-UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
+# The server's form of an id (staging._NEW_ID): the time in ms as 12 hex digits, 7, random.
+EVENT_ID = re.compile(r"^[0-9a-f]{12}7[0-9a-f]{19}$")
 
 
 def test_page_view_carries_the_contract_fields(tab: Tab) -> None:
@@ -23,7 +24,9 @@ def test_page_view_carries_the_contract_fields(tab: Tab) -> None:
 
     sent = {e["eventType"]: e for e in tab.sent_events()}
     view = sent["page_view"]
-    assert UUID.match(view["eventId"])
+    assert EVENT_ID.match(view["eventId"])
+    # Ids sort by time (the duplicate check skips stored row groups by their id ranges).
+    assert abs(int(view["eventId"][:12], 16) - view["timestamp"]) < 60_000
     assert view["sessionId"] == sent["session_start"]["sessionId"]
     assert view["pagePath"] == "/landing"
     assert view["pageUrl"].startswith(f"http://{tab.site.host}:")

@@ -31,10 +31,15 @@ export function json(text) {
   }
 }
 
-/** A unique id: a UUID where crypto.randomUUID exists (secure contexts: https, localhost),
- * elsewhere the time plus ~50 random bits, unique enough for an eventId. */
-export const uuid = () =>
-  crypto.randomUUID ? crypto.randomUUID() : now().toString(36) + Math.random().toString(36).slice(2);
+/** A unique id in the form of those the server assigns: 32 hex digits, the time in ms, 7, then
+ * 76 random bits (getRandomValues works outside secure contexts too, unlike randomUUID). Event
+ * ids that sort by time let the server's duplicate check skip stored row groups by their id
+ * ranges (docs/architecture.md). */
+export const uuid = () => {
+  let h = now().toString(16).padStart(12, 0) + 7;
+  for (const x of crypto.getRandomValues(new Uint8Array(10))) h += (x | 256).toString(16).slice(1);
+  return h.slice(0, 32);
+};
 
 export const listen = (target, type, fn, capture) =>
   target.addEventListener(type, fn, { capture, passive: true });

@@ -122,9 +122,10 @@ class Settings(BaseSettings):
         1,
         description="A repeated `eventId` is recognised when its event time is within this many "
         "hours of the stored one (retries resend the original timestamp). Each loader batch "
-        "reads the stored events within this window of its events' times: at thousands of "
-        "events a second, `0` (the same minute only; a resend with its original timestamp is "
-        "still found) keeps the check cheap.",
+        "reads the stored events within this window of its events' times (all but the batch's "
+        "moment are skipped for ids that begin with the time, as the tracker's do): with other "
+        "ids at thousands of events a second, `0` (the same minute only; a resend with its "
+        "original timestamp is still found) keeps the check cheap.",
     )
     late_event_hours: int = Field(
         72, description="Oldest client timestamp believed; older events are stamped on arrival."

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -31,6 +32,13 @@ def _write(writer: SpoolWriter, n: int, prefix: str) -> None:
         writer.put(encode_envelope(Envelope(NOW, "site-1", i % 500, "203.0.113.0", UA, [event])))
 
 
+def _loader(tmp_path: Path, store: DuckDBEventStore, **options: Any) -> Loader:
+    """A loader of the spool `_write` fills, into `store`."""
+    return Loader(
+        SpoolReader(tmp_path / "spool"), store, Enricher(UserAgentParser(), GeoLocator()), **options
+    )
+
+
 def _wal(tmp_path: Path) -> int:
     wal = tmp_path / "events.duckdb.wal"
     return wal.stat().st_size if wal.exists() else 0
@@ -42,12 +50,7 @@ def test_an_idle_loader_checkpoints_what_the_burst_wrote(tmp_path: Path) -> None
     store = DuckDBEventStore(str(tmp_path / "events.duckdb"))
     # Batches smaller than a row group: their rows go through the log (a batch that fills
     # row groups writes them to the file at once: duckdb_file.ROW_GROUP_ROWS).
-    loader = Loader(
-        SpoolReader(tmp_path / "spool"),
-        store,
-        Enricher(UserAgentParser(), GeoLocator()),
-        batch_bytes=1 << 20,
-    )
+    loader = _loader(tmp_path, store, batch_bytes=1 << 20)
     assert loader.drain() == 20_000
     assert _wal(tmp_path) >= SETTLE_MIN_WAL_BYTES  # below DuckDB's own threshold: kept
     assert not loader.idle()  # too soon after the last batch
@@ -69,12 +72,7 @@ def test_a_small_log_is_left_to_duckdb(tmp_path: Path) -> None:
     writer = SpoolWriter(tmp_path / "spool", fsync="never")
     _write(writer, 20, "b")
     store = DuckDBEventStore(str(tmp_path / "events.duckdb"))
-    loader = Loader(
-        SpoolReader(tmp_path / "spool"),
-        store,
-        Enricher(UserAgentParser(), GeoLocator()),
-        settle_after=0.0,
-    )
+    loader = _loader(tmp_path, store, settle_after=0.0)
     assert loader.drain() == 20
     before = _wal(tmp_path)
     assert 0 < before < SETTLE_MIN_WAL_BYTES
@@ -93,12 +91,7 @@ def test_the_loaders_stats_count_the_stores_reattaches(
     writer = SpoolWriter(tmp_path / "spool", fsync="never")
     _write(writer, 150, "c")
     store = DuckDBEventStore(str(tmp_path / "events.duckdb"))
-    loader = Loader(
-        SpoolReader(tmp_path / "spool"),
-        store,
-        Enricher(UserAgentParser(), GeoLocator()),
-        settle_after=0.0,
-    )
+    loader = _loader(tmp_path, store, settle_after=0.0)
     assert loader.drain() == 150
     assert loader.stats.store_reattached == 0
     assert loader.idle()

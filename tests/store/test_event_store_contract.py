@@ -62,6 +62,18 @@ def store_url(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return url
 
 
+@contextlib.contextmanager
+def windowed_store(
+    kind: str, request: pytest.FixtureRequest, tmp_path: Path, hours: int
+) -> Iterator[EventStore]:
+    """A store of `kind` whose duplicate check looks `hours` around each event time."""
+    store = open_event_store(store_url(kind, request, tmp_path), 30, dedup_window_hours=hours)
+    try:
+        yield store
+    finally:
+        store.close()
+
+
 @pytest.fixture(params=["duckdb", pytest.param("postgres", marks=pytest.mark.postgres)])
 def event_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[EventStore]:
     """An empty event store of each kind (30-minute session timeout, 72-hour dedup window)."""
@@ -205,8 +217,7 @@ def test_a_retry_within_the_dedup_window_counts_once_whatever_its_timestamp(
 def test_a_repeat_is_found_within_the_dedup_window_of_its_event_time(
     kind: str, request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:
-    store = open_event_store(store_url(kind, request, tmp_path), 30, dedup_window_hours=1)
-    try:
+    with windowed_store(kind, request, tmp_path, 1) as store:
         assert store.write(StoreBatch(raw_rows(("a", T0), ("b", T0)))) == 2
         later = T0 + timedelta(hours=5)
         # Replayed five hours later, unchanged (same event time): still the same event.
@@ -214,16 +225,13 @@ def test_a_repeat_is_found_within_the_dedup_window_of_its_event_time(
         # The same id five hours later in event time is outside the window: a new event.
         assert store.write(StoreBatch(raw_rows(("b", later), received_at=later))) == 1
         assert store.count_events(SITE) == 3
-    finally:
-        store.close()
 
 
 @pytest.mark.parametrize("kind", ["duckdb", pytest.param("postgres", marks=pytest.mark.postgres)])
 def test_the_dedup_window_is_each_events_own_not_the_batchs_span(
     kind: str, request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:
-    store = open_event_store(store_url(kind, request, tmp_path), 30, dedup_window_hours=1)
-    try:
+    with windowed_store(kind, request, tmp_path, 1) as store:
         mid, now = T0 + timedelta(minutes=150), T0 + timedelta(hours=5)
         assert store.write(StoreBatch(raw_rows(("a", mid), ("b", T0), ("c", now)))) == 3
         # One batch: a late repeat of b, a current repeat of c, and an "a" 2.5 hours from the
@@ -232,24 +240,19 @@ def test_the_dedup_window_is_each_events_own_not_the_batchs_span(
         batch = raw_rows(("b", T0), ("a", now), ("c", now), received_at=now)
         assert store.write(StoreBatch(batch)) == 1
         assert store.count_events(SITE) == 4
-    finally:
-        store.close()
 
 
 @pytest.mark.parametrize("kind", ["duckdb", pytest.param("postgres", marks=pytest.mark.postgres)])
 def test_with_no_dedup_window_a_resend_with_its_timestamp_is_still_found(
     kind: str, request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:
-    store = open_event_store(store_url(kind, request, tmp_path), 30, dedup_window_hours=0)
-    try:
+    with windowed_store(kind, request, tmp_path, 0) as store:
         assert store.write(StoreBatch(raw_rows(("a", T0)))) == 1
         later = T0 + timedelta(hours=30)
         assert store.write(StoreBatch(raw_rows(("a", T0), received_at=later))) == 0
         # Ten seconds off is another event when the window is zero.
         assert store.write(StoreBatch(raw_rows(("a", T0 + timedelta(seconds=10))))) == 1
         assert store.count_events(SITE) == 2
-    finally:
-        store.close()
 
 
 def test_appended_history_gets_the_sessions_incremental_loading_gives(

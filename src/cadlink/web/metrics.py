@@ -65,34 +65,6 @@ class CadlinkCollector(Collector):
             [], max(0.0, time.time() - last / 1000) if self.svc.backlog.bytes and last else 0.0
         )
         yield lag
-        batches = CounterMetricFamily("cadlink_loader_batches", "Loader batches stored")
-        batches.add_metric([], self.svc.loader.stats.batches)
-        errors = CounterMetricFamily("cadlink_loader_errors", "Loader batches that failed")
-        errors.add_metric([], self.svc.loader.stats.errors)
-        dead = CounterMetricFamily(
-            "cadlink_loader_dead_letters",
-            "Buffer records the loader could not load (kept in the dead_letters table)",
-        )
-        dead.add_metric([], self.svc.loader.stats.dead_letters)
-        rebuilt = CounterMetricFamily(
-            "cadlink_loader_sessions_rebuilt",
-            "Visitors whose sessions a loader batch rebuilt from their stored events (late "
-            "events, or ties their ids cannot order) instead of merging (DuckDB store)",
-        )
-        rebuilt.add_metric([], self.svc.loader.stats.sessions_rebuilt)
-        widened = CounterMetricFamily(
-            "cadlink_loader_batches_widened",
-            "Loader batches that did not fit DuckDB's ingest memory (64MB while only the "
-            "loader works) and were loaded again within CADLINK_DUCKDB_MEMORY_LIMIT: often "
-            "means large events or many late ones (DuckDB store)",
-        )
-        widened.add_metric([], self.svc.loader.stats.batches_widened)
-        reattached = CounterMetricFamily(
-            "cadlink_store_reattached",
-            "Times the embedded event store attached its DuckDB file anew to release what "
-            "DuckDB keeps per row group (after every million rows written, when no read runs)",
-        )
-        reattached.add_metric([], self.svc.loader.stats.store_reattached)
         memory = GaugeMetricFamily(
             "cadlink_store_memory_bytes",
             "Memory the embedded event store accounts for, by use (DuckDB's duckdb_memory())",
@@ -102,12 +74,37 @@ class CadlinkCollector(Collector):
             memory.add_metric([use], n)
         yield memory
         yield from _store_process(self.svc.loader)
-        yield batches
-        yield errors
-        yield dead
-        yield rebuilt
-        yield widened
-        yield reattached
+        stats = self.svc.loader.stats
+        for name, doc, value in (
+            ("cadlink_loader_batches", "Loader batches stored", stats.batches),
+            ("cadlink_loader_errors", "Loader batches that failed", stats.errors),
+            (
+                "cadlink_loader_dead_letters",
+                "Buffer records the loader could not load (kept in the dead_letters table)",
+                stats.dead_letters,
+            ),
+            (
+                "cadlink_loader_sessions_rebuilt",
+                "Visitors whose sessions a loader batch rebuilt from their stored events (late "
+                "events, or ties their ids cannot order) instead of merging (DuckDB store)",
+                stats.sessions_rebuilt,
+            ),
+            (
+                "cadlink_loader_batches_widened",
+                "Loader batches that did not fit DuckDB's ingest memory (64MB while only the "
+                "loader works) and were loaded again within CADLINK_DUCKDB_MEMORY_LIMIT: often "
+                "means large events or many late ones (DuckDB store)",
+                stats.batches_widened,
+            ),
+            (
+                "cadlink_store_reattached",
+                "Times the embedded event store attached its DuckDB file anew to release what "
+                "DuckDB keeps per row group (after every million rows written, when no read "
+                "runs)",
+                stats.store_reattached,
+            ),
+        ):
+            yield CounterMetricFamily(name, doc, value=value)
 
 
 def make_registry(svc: Services, http: HttpCounters) -> CollectorRegistry:

@@ -173,16 +173,12 @@ class DuckDBReads:
             )
         else:
             raise ValueError(f"cannot stream {table!r}")
-        reading = self._reading()
-        cur = reading.__enter__()
-        try:
+        with contextlib.ExitStack() as stack:
+            cur = stack.enter_context(self._reading())
             reader: pa.RecordBatchReader = cur.sql(
                 sql, params=[site_id, start, end]
             ).to_arrow_reader(batch_rows)
-        except BaseException:
-            reading.__exit__(None, None, None)
-            raise
-        return reader.schema, _Held(reader, reading)
+            return reader.schema, _Held(reader, stack.pop_all())
 
     def fetch(self, sql: str, params: Sequence[Any]) -> list[dict[str, Any]]:
         """Run a read-only statement from the query layer on a reader cursor, once one of the
@@ -223,11 +219,9 @@ class _Held:
     """`reader`'s batches; the read (and its cursor) ends when they do, when the caller
     closes this iterator, or when it is dropped (even unstarted)."""
 
-    def __init__(
-        self, reader: pa.RecordBatchReader, reading: contextlib.AbstractContextManager[Any]
-    ) -> None:
+    def __init__(self, reader: pa.RecordBatchReader, reading: contextlib.ExitStack) -> None:
         self._reader: pa.RecordBatchReader | None = reader
-        self._reading = reading
+        self._reading = reading  # holds the read (`_reading`) until closed
 
     def __iter__(self) -> Iterator[pa.RecordBatch]:
         return self
@@ -244,7 +238,7 @@ class _Held:
     def close(self) -> None:
         if self._reader is not None:
             self._reader = None
-            self._reading.__exit__(None, None, None)
+            self._reading.close()
 
     def __del__(self) -> None:
         self.close()

@@ -95,15 +95,66 @@ def serve(host: str | None, port: int | None) -> None:
 
 
 @main.command()
-def worker() -> None:
-    """Run loaders for a shared queue (server mode, CADLINK_QUEUE_URL=redis://…)."""
+@click.option("--json", "as_json", is_flag=True, help="Print the start line as JSON.")
+def worker(as_json: bool) -> None:
+    """Load the shared queue into the event store (server mode: CADLINK_QUEUE_URL=redis://…
+    and a shared event store). Run as many as the load needs, on any hosts; stops on
+    SIGTERM or Ctrl-C after the batch it is loading."""
+    import signal
+    import threading
+
+    import redis
+
+    from cadlink.ingest.buffer import Backlog
+    from cadlink.logs import configure_logging
+    from cadlink.pipeline.store_status import embedded
+    from cadlink.services import build_events, build_loader, build_meta, identity_recorder
+
     settings = _settings()
     if not settings.queue_url:
         raise click.ClickException(
             "in embedded mode `cadlink serve` runs the loader itself; "
             "`cadlink worker` is for server mode with CADLINK_QUEUE_URL=redis://…"
         )
-    raise click.ClickException("the Redis Streams queue is not available in this version yet")
+    if embedded(settings):
+        raise click.ClickException(
+            "the event store is the embedded DuckDB file, which one process writes: "
+            "`cadlink serve` loads the queue itself. Workers need a shared event store "
+            "(CADLINK_EVENTS_URL=postgresql://…)"
+        )
+    configure_logging(settings.log_level)
+    meta = build_meta(settings)
+    events = build_events(settings)
+    try:
+        loader = build_loader(settings, events, Backlog(), identity_recorder(meta))
+    except redis.RedisError as e:
+        events.close()
+        where = _redacted(settings.queue_url)
+        raise click.ClickException(f"cannot reach the queue ({where}): {e}") from None
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    loader.start()
+    consumer = getattr(getattr(loader, "reader", None), "consumer", "")
+    _emit(
+        as_json,
+        {"consumer": consumer, "stream": settings.queue_stream, "events": events.engine},
+        f"loading {settings.queue_stream} into the {events.engine} event store as {consumer}; "
+        "Ctrl-C stops",
+    )
+    sys.stdout.flush()
+    stop.wait()
+    loader.stop()  # after the batch it is loading; the rest stays in the queue
+    events.close()
+    meta.engine.dispose()
+
+
+def _redacted(url: str) -> str:
+    """`url` without its password."""
+    from urllib.parse import urlsplit
+
+    password = urlsplit(url).password
+    return url.replace(f":{password}@", ":***@", 1) if password else url
 
 
 def _admin_password_file(settings: Settings) -> Path:

@@ -82,6 +82,21 @@ class Settings(BaseSettings):
         description="`always` fsyncs before every 2xx; `interval` once a second; `never` leaves it "
         "to the OS. Every mode survives `kill -9` of the server.",
     )
+    queue_stream: str = Field(
+        "cadlink:events",
+        description="Redis stream that holds the queue (server mode, `CADLINK_QUEUE_URL`); its "
+        "loaders share it as the consumer group `cadlink-loaders`.",
+    )
+    queue_max_entries: int = Field(
+        500_000,
+        description="Unloaded queue entries (one per accepted request and site) at which "
+        "collect answers 503 (server mode). About 1 KB of Redis memory each.",
+    )
+    queue_claim_idle_seconds: float = Field(
+        60.0,
+        description="How long queue entries taken by a loader that stopped answering (a worker "
+        "that died) wait before another loader claims them (server mode).",
+    )
     loader_batch_bytes: int = Field(
         16_777_216,
         description="Most buffered bytes the loader takes into one batch when that much is "

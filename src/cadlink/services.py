@@ -10,14 +10,13 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
-from pathlib import Path
 from typing import TYPE_CHECKING
 
-from cadlink.ingest.buffer import Backlog, SpoolReader, SpoolWriter
+from cadlink.ingest.buffer import Backlog, BufferWriter, SpoolReader, SpoolWriter
 from cadlink.ingest.metrics import IngestMetrics
 from cadlink.ingest.salts import SaltRing
 from cadlink.ingest.sites import SiteDirectory, SiteInfo
-from cadlink.pipeline.loader import Loader, LoaderControl
+from cadlink.pipeline.loader import Loader, LoaderBase, LoaderControl, NoLoader
 from cadlink.store.events import EventStore, open_event_store
 from cadlink.store.events.staged import Identity
 
@@ -119,23 +118,59 @@ def build_loader(
     events: EventStore,
     backlog: Backlog,
     on_identities: Callable[[list[Identity]], None] | None = None,
-) -> Loader:
-    """The loader of the spool in `settings`' data dir, with its parsers (loaded here, once;
-    the loader asks them only about values it has not seen before: store/events/staging.py).
-    `on_identities` receives the identified users of each batch (`identity_recorder`)."""
+) -> LoaderBase:
+    """The loader of the buffer in `settings` (the spool in the data dir, or the Redis
+    queue), with its parsers (loaded here, once; the loader asks them only about values it
+    has not seen before: store/events/staging.py). `on_identities` receives the identified
+    users of each batch (`identity_recorder`)."""
     from cadlink.pipeline.enrichment import Enricher
 
     enricher = Enricher(build_ua_parser(), build_geo(settings), settings.late_event_hours)
-    return Loader(
-        SpoolReader(settings.spool_dir),
-        events,
-        enricher,
-        batch_bytes=settings.loader_batch_bytes,
-        interval=settings.loader_interval_seconds,
-        max_delay=settings.loader_max_delay_seconds,
+    options = {
+        "batch_bytes": settings.loader_batch_bytes,
+        "interval": settings.loader_interval_seconds,
+        "max_delay": settings.loader_max_delay_seconds,
+        "on_identities": on_identities,
+    }
+    if settings.queue_url:
+        from cadlink.ingest.buffer.redis_stream import RedisStreamReader, connect
+        from cadlink.pipeline.stream_loader import StreamLoader
+
+        reader = RedisStreamReader(
+            connect(settings.queue_url),
+            settings.queue_stream,
+            claim_idle_ms=int(settings.queue_claim_idle_seconds * 1000),
+        )
+        return StreamLoader(reader, events, enricher, **options)
+    return Loader(SpoolReader(settings.spool_dir), events, enricher, backlog=backlog, **options)
+
+
+def build_writer(settings: Settings, backlog: Backlog) -> BufferWriter:
+    """The collect endpoint's side of the buffer: spool files, or the Redis queue."""
+    if settings.queue_url:
+        from cadlink.ingest.buffer.redis_stream import RedisStreamWriter, connect
+
+        return RedisStreamWriter(
+            connect(settings.queue_url, retries=0),
+            settings.queue_stream,
+            max_entries=settings.queue_max_entries,
+        )
+    return SpoolWriter(
+        settings.spool_dir,
+        segment_bytes=settings.spool_segment_bytes,
+        max_backlog_bytes=settings.spool_max_bytes,
+        fsync=settings.spool_fsync,
         backlog=backlog,
-        on_identities=on_identities,
     )
+
+
+def loads_here(settings: StoreSettings) -> bool:
+    """Whether `cadlink serve` loads its buffer: always its spool; a shared queue only when
+    the event store is the embedded DuckDB file (one writer: this server's). Otherwise the
+    queue's loaders are `cadlink worker` processes."""
+    from cadlink.pipeline.store_status import embedded
+
+    return not settings.queue_url or embedded(settings)
 
 
 def identity_recorder(meta: MetaStore) -> Callable[[list[Identity]], None]:
@@ -173,7 +208,7 @@ class Services:
     sites: SiteDirectory
     salts: SaltRing
     backlog: Backlog
-    writer: SpoolWriter
+    writer: BufferWriter
     loader: LoaderControl  # the loader, or the store process that runs it
     ingest_metrics: IngestMetrics = field(default_factory=IngestMetrics)
     started_at: float = 0.0
@@ -195,16 +230,12 @@ class Services:
         this process, as the tests and command-line tools use it."""
         meta = build_meta(settings)
         backlog = Backlog()
-        spool_dir: Path = settings.spool_dir
-        writer = SpoolWriter(
-            spool_dir,
-            segment_bytes=settings.spool_segment_bytes,
-            max_backlog_bytes=settings.spool_max_bytes,
-            fsync=settings.spool_fsync,
-            backlog=backlog,
-        )
+        writer = build_writer(settings, backlog)
         loader: LoaderControl
-        if store_process:
+        if not loads_here(settings):
+            events = build_events(settings)
+            loader = NoLoader()
+        elif store_process:
             from cadlink.pipeline.store_process import StoreProcess
             from cadlink.pipeline.store_status import embedded
 

@@ -20,6 +20,12 @@ class StoreSettings(Protocol):
     @property
     def spool_dir(self) -> Path: ...
     @property
+    def queue_url(self) -> str: ...
+    @property
+    def queue_stream(self) -> str: ...
+    @property
+    def queue_claim_idle_seconds(self) -> float: ...
+    @property
     def session_timeout_minutes(self) -> int: ...
     @property
     def dedup_window_hours(self) -> int: ...
@@ -47,6 +53,9 @@ class StoreConfig:
 
     events_url: str
     spool_dir: Path
+    queue_url: str
+    queue_stream: str
+    queue_claim_idle_seconds: float
     session_timeout_minutes: int
     dedup_window_hours: int
     duckdb_memory_limit: str

@@ -18,12 +18,13 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import msgspec
 
 from cadlink.events import Envelope, decode_envelope, encode_envelope
 from cadlink.ingest.buffer import Backlog, ReadBatch, SpoolReader
+from cadlink.ingest.buffer.spool import SUFFIX as SPOOL_SUFFIX
 from cadlink.store.events.base import EventStore, Loaded, StoreBatch
 from cadlink.store.events.staged import Identity, Lookups
 
@@ -67,22 +68,37 @@ class LoaderControl(Protocol):
         """Stop loading once what the buffer holds is stored."""
 
 
-class Loader:
+class NoLoader:
+    """The web process's stand-in when its buffer's loaders run elsewhere: `cadlink worker`
+    processes load a shared queue (server mode)."""
+
+    def __init__(self) -> None:
+        self.stats = LoaderStats()
+        self.on_loaded: Callable[[int], None] | None = None
+
+    def start(self) -> None:
+        pass
+
+    def stop(self) -> None:
+        pass
+
+
+class LoaderBase:
+    """What every loader shares: enrichment, stats, pacing, settling, the thread. A
+    subclass reads its buffer in `run_once` and says what stopping leaves (`_finish`)."""
+
     def __init__(
         self,
-        reader: SpoolReader,
         store: EventStore,
         enricher: Enricher,
         *,
         batch_bytes: int = DEFAULT_BATCH_BYTES,
         interval: float = 0.5,
         max_delay: float = 1.0,
-        backlog: Backlog | None = None,
         on_identities: Callable[[list[Identity]], None] | None = None,
         on_loaded: Callable[[int], None] | None = None,
         settle_after: float = SETTLE_AFTER_S,
     ) -> None:
-        self.reader = reader
         self.store = store
         self.enricher = enricher
         self.batch_bytes = batch_bytes
@@ -91,7 +107,6 @@ class Loader:
         self.budget = batch_bytes
         self.interval = interval
         self.max_delay = max(interval, max_delay)
-        self.backlog = backlog
         self.on_identities = on_identities
         self.on_loaded = on_loaded
         self.stats = LoaderStats()
@@ -99,14 +114,34 @@ class Loader:
         self.arrived_meanwhile = False  # did records arrive while the last batch was loaded?
         self.settle_after = settle_after
         self._loaded_at: float | None = None  # monotonic time of the last batch not yet settled
-        self._positions = store.positions()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        present = {p.name for p in reader.segments()}
-        self.store.forget_positions([s for s in self._positions if s not in present])
-        self._positions = {s: p for s, p in self._positions.items() if s in present}
-        if backlog is not None:
-            backlog.set(reader.unloaded_bytes(self._positions))
+
+    def run_once(self) -> int:
+        """Load what the buffer holds now (up to one batch); returns events stored, or -1
+        when there was nothing to load."""
+        raise NotImplementedError
+
+    def _shrink(self, size: int) -> bool:
+        """A batch of `size` bytes did not fit in memory: the next ones take half as much.
+        False when the budget is already the smallest (the caller raises the error)."""
+        if self.budget <= MIN_BATCH_BYTES:
+            return False
+        self.budget = max(MIN_BATCH_BYTES, min(self.budget, size) // 2)
+        log.warning(
+            "a batch of %d bytes did not fit in memory; trying %d bytes at a time "
+            "(raise CADLINK_DUCKDB_MEMORY_LIMIT to load faster)",
+            size,
+            self.budget,
+        )
+        self.last_batch_full = True  # try again at once, smaller
+        return True
+
+    def _loaded(self) -> None:
+        """A batch was stored: grow the budget back slowly (a budget that failed once is
+        tried again only after a while); settle once quiet."""
+        self.budget = min(self.batch_bytes, self.budget + self.budget // 8)
+        self._loaded_at = time.monotonic()
 
     def load_envelopes(self, envelopes: Iterable[Envelope]) -> int:
         """Enrich and store envelopes directly (the demo generator and imports use this)."""
@@ -164,60 +199,6 @@ class Loader:
         if loaded.stored and self.on_loaded is not None:
             self.on_loaded(loaded.stored)
         return loaded.stored
-
-    def _load(self, batch: ReadBatch) -> int:
-        staging = self.enricher.staging
-        busy = self.arrived_meanwhile  # records arrived while the last batch was loaded
-        positions = batch.positions
-        try:
-            # The store empties `batch.data` once it has staged its own copy.
-            return self._record(self.store.load(batch.data, positions, staging, busy=busy))
-        except MemoryError:
-            raise  # run_once retries with a smaller batch
-        except Exception:
-            records = self.reader.reread(batch.spans)
-            good, rejected = _split_bad(records, staging.lookups)
-            if not rejected:
-                raise  # the records are fine: the store failed; retry the batch later
-        log.error("%d buffer records cannot be loaded: kept as dead letters", len(rejected))
-        loaded = self.store.load(good, positions, staging, rejected, busy=busy)
-        return self._record(loaded, len(rejected))
-
-    def run_once(self) -> int:
-        """Load what the buffer holds now (up to one batch); returns events stored, or -1
-        when there was nothing to load."""
-        batch = self.reader.read(self._positions, self.budget)
-        self.last_batch_full = batch.more  # more is waiting: load it at once
-        stored = -1
-        if batch.positions:
-            try:
-                stored = self._load(batch)
-            except MemoryError:
-                if self.budget <= MIN_BATCH_BYTES:
-                    raise
-                self.budget = max(MIN_BATCH_BYTES, min(self.budget, batch.size) // 2)
-                log.warning(
-                    "a batch of %d bytes did not fit in memory; trying %d bytes at a time "
-                    "(raise CADLINK_DUCKDB_MEMORY_LIMIT to load faster)",
-                    batch.size,
-                    self.budget,
-                )
-                self.last_batch_full = True  # try again at once, smaller
-                return 0
-            # Grow back slowly: a budget that failed once is tried again only after a while.
-            self.budget = min(self.batch_bytes, self.budget + self.budget // 8)
-            self._positions.update(batch.positions)
-            self._loaded_at = time.monotonic()
-        removed = self.reader.cleanup(self._positions)
-        if removed:
-            self.store.forget_positions(removed)
-            for name in removed:
-                self._positions.pop(name, None)
-        unloaded = self.reader.unloaded_bytes(self._positions)
-        self.arrived_meanwhile = unloaded > 0
-        if self.backlog is not None:
-            self.backlog.set(unloaded)
-        return stored
 
     def idle(self) -> bool:
         """Called when there was nothing to load: once `settle_after` seconds have passed
@@ -277,10 +258,84 @@ class Loader:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=30)
+        self._finish()
+
+    def _finish(self) -> None:
+        """What stopping does once the thread has ended: store what the buffer holds (the
+        spool has one loader; a queue's loader leaves the rest to the others)."""
         try:
             self.drain()
         except Exception:
             log.exception("final drain failed; the buffer keeps the events for the next start")
+
+
+class Loader(LoaderBase):
+    """The spool's loader (embedded mode): positions per segment, committed with the rows."""
+
+    def __init__(
+        self,
+        reader: SpoolReader,
+        store: EventStore,
+        enricher: Enricher,
+        *,
+        backlog: Backlog | None = None,
+        **options: Any,
+    ) -> None:
+        super().__init__(store, enricher, **options)
+        self.reader = reader
+        self.backlog = backlog
+        self._positions = store.positions()
+        present = {p.name for p in reader.segments()}
+        # Only spool positions: the store may also hold a queue loader's (redis_stream.py).
+        ours = {s: p for s, p in self._positions.items() if s.endswith(SPOOL_SUFFIX)}
+        self.store.forget_positions([s for s in ours if s not in present])
+        self._positions = {s: p for s, p in ours.items() if s in present}
+        if backlog is not None:
+            backlog.set(reader.unloaded_bytes(self._positions))
+
+    def _load(self, batch: ReadBatch) -> int:
+        staging = self.enricher.staging
+        busy = self.arrived_meanwhile  # records arrived while the last batch was loaded
+        positions = batch.positions
+        try:
+            # The store empties `batch.data` once it has staged its own copy.
+            return self._record(self.store.load(batch.data, positions, staging, busy=busy))
+        except MemoryError:
+            raise  # run_once retries with a smaller batch
+        except Exception:
+            records = self.reader.reread(batch.spans)
+            good, rejected = _split_bad(records, staging.lookups)
+            if not rejected:
+                raise  # the records are fine: the store failed; retry the batch later
+        log.error("%d buffer records cannot be loaded: kept as dead letters", len(rejected))
+        loaded = self.store.load(good, positions, staging, rejected, busy=busy)
+        return self._record(loaded, len(rejected))
+
+    def run_once(self) -> int:
+        """Load what the buffer holds now (up to one batch); returns events stored, or -1
+        when there was nothing to load."""
+        batch = self.reader.read(self._positions, self.budget)
+        self.last_batch_full = batch.more  # more is waiting: load it at once
+        stored = -1
+        if batch.positions:
+            try:
+                stored = self._load(batch)
+            except MemoryError:
+                if not self._shrink(batch.size):
+                    raise
+                return 0
+            self._loaded()
+            self._positions.update(batch.positions)
+        removed = self.reader.cleanup(self._positions)
+        if removed:
+            self.store.forget_positions(removed)
+            for name in removed:
+                self._positions.pop(name, None)
+        unloaded = self.reader.unloaded_bytes(self._positions)
+        self.arrived_meanwhile = unloaded > 0
+        if self.backlog is not None:
+            self.backlog.set(unloaded)
+        return stored
 
 
 def _split_bad(records: bytes, lookups: Lookups) -> tuple[bytes, list[tuple[bytes, str]]]:

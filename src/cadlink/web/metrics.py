@@ -59,6 +59,13 @@ class CadlinkCollector(Collector):
         depth = GaugeMetricFamily("cadlink_buffer_backlog_bytes", "Bytes buffered, not yet loaded")
         depth.add_metric([], self.svc.backlog.bytes)
         yield depth
+        entries = self.svc.writer.depth().get("envelopes")
+        if entries is not None:  # a Redis queue counts entries (one per request and site)
+            queued = GaugeMetricFamily(
+                "cadlink_buffer_backlog_entries", "Queue entries not yet loaded (Redis)"
+            )
+            queued.add_metric([], entries)
+            yield queued
         lag = GaugeMetricFamily("cadlink_loader_lag_seconds", "Age of the oldest unloaded event")
         last = self.svc.loader.stats.last_event_received_ms
         lag.add_metric(

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends
 from starlette.responses import JSONResponse
 
 from cadlink import __version__
-from cadlink.services import Services
+from cadlink.services import Services, loads_here
 from cadlink.web.deps import services
 from cadlink.web.responses import error_body, ok
 
@@ -38,8 +38,13 @@ async def health_db(svc: Services = Depends(services)) -> dict[str, Any] | JSONR
     return ok({"status": "ok", "metadata": meta, "events": events})
 
 
-@router.get("/queue")
-async def health_queue(svc: Services = Depends(services)) -> dict[str, Any]:
+@router.get("/queue", response_model=None)
+async def health_queue(svc: Services = Depends(services)) -> dict[str, Any] | JSONResponse:
+    if svc.settings.queue_url:
+        error = getattr(svc.writer, "error", "")
+        if error:  # the writer looks at the stream twice a second
+            return JSONResponse(error_body("queue_unavailable", error), 503)
+        return ok(_redis_queue(svc))
     stats = svc.loader.stats
     lag = 0.0
     if svc.backlog.bytes and stats.last_event_received_ms:
@@ -56,3 +61,21 @@ async def health_queue(svc: Services = Depends(services)) -> dict[str, Any]:
             "loaderErrors": stats.errors,
         }
     )
+
+
+def _redis_queue(svc: Services) -> dict[str, Any]:
+    """The shared queue as this server sees it (its loaders may be `cadlink worker`s
+    elsewhere, whose numbers are in their own logs)."""
+    entries = svc.writer.depth().get("envelopes", 0)
+    stats = svc.loader.stats
+    return {
+        "status": "ok",
+        "kind": "redis",
+        "stream": svc.settings.queue_stream,
+        "backlogEntries": entries,
+        "maxBacklogEntries": svc.settings.queue_max_entries,
+        "loadsHere": loads_here(svc.settings),
+        "eventsStored": stats.events_stored,
+        "eventsDropped": stats.events_dropped,
+        "loaderErrors": stats.errors,
+    }

@@ -217,12 +217,13 @@ class PostgresEventStore:
                         [(n, why, payload) for n, (payload, why) in enumerate(batch.rejected)],
                     )
             if batch.positions:
-                with con.cursor() as cur:
-                    cur.executemany(
-                        "INSERT INTO loader_positions VALUES (%s, %s) "
-                        "ON CONFLICT (segment) DO UPDATE SET position = excluded.position",
-                        list(batch.positions.items()),
-                    )
+                # One statement however many: a queue loader commits a marker per entry.
+                con.execute(
+                    "INSERT INTO loader_positions "
+                    "SELECT * FROM unnest(%s::text[], %s::bigint[]) "
+                    "ON CONFLICT (segment) DO UPDATE SET position = excluded.position",
+                    [list(batch.positions), list(batch.positions.values())],
+                )
         return inserted
 
     def load(

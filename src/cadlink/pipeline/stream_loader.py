@@ -1,0 +1,120 @@
+"""The queue's loader (server mode): Redis Streams → enrichment → event store.
+
+Several run at once (`cadlink worker` on any host), each taking its own entries through the
+consumer group (ingest/buffer/redis_stream.py). Exactly-once, as with the spool: each batch
+commits a marker per entry in the store transaction that stores its rows; the entries are
+then acknowledged and deleted, and their markers forgotten. A loader that dies between the
+commit and the acknowledgement leaves markers behind: whoever is handed those entries again
+finds them and only acknowledges them, so neither events (those without an id get a new one
+each time they are loaded) nor drop counts are counted twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from cadlink.ingest.buffer.redis_stream import (
+    RedisStreamReader,
+    StreamBatch,
+    marker,
+    marker_entry,
+)
+from cadlink.pipeline.loader import LoaderBase, _split_bad
+from cadlink.store.events.base import EventStore
+
+if TYPE_CHECKING:
+    from cadlink.pipeline.enrichment import Enricher
+
+log = logging.getLogger(__name__)
+
+
+class StreamLoader(LoaderBase):
+    def __init__(
+        self, reader: RedisStreamReader, store: EventStore, enricher: Enricher, **options: Any
+    ) -> None:
+        super().__init__(store, enricher, **options)
+        self.reader = reader
+        self._forget_acknowledged()
+        for name in reader.forget_idle_consumers():
+            log.info("removed queue consumer %s (gone, nothing pending)", name)
+
+    def _forget_acknowledged(self) -> None:
+        """Forget the markers of entries no longer in the stream: a loader acknowledged them
+        and stopped before it forgot their markers."""
+        stream = self.reader.stream
+        entries = {
+            entry: key
+            for key in self.store.positions()
+            if (entry := marker_entry(stream, key)) is not None
+        }
+        if not entries:
+            return
+        present = self.reader.existing(list(entries))
+        self.store.forget_positions([key for e, key in entries.items() if e not in present])
+
+    def run_once(self) -> int:
+        batch = self.reader.read(self.budget)
+        self.last_batch_full = batch.more  # more is waiting: load it at once
+        stored = -1
+        if not batch.empty:
+            ids = list(batch.ids)  # the store empties the batch's data, not its ids
+            try:
+                stored = self._load(batch)
+            except MemoryError:
+                if not self._shrink(batch.size):
+                    raise
+                return 0  # the entries stay pending to this loader: read first next time
+            self._loaded()
+            self.reader.ack(list(dict.fromkeys(ids + batch.gone)))
+            self.store.forget_positions([marker(self.reader.stream, i) for i in ids])
+        self.arrived_meanwhile = self.reader.unloaded() > 0
+        return stored
+
+    def _load(self, batch: StreamBatch) -> int:
+        stream = self.reader.stream
+        if batch.redelivered:
+            self._skip_stored(batch)
+        if not batch.ids:
+            return 0
+        staging = self.enricher.staging
+        busy = self.arrived_meanwhile
+        positions = {marker(stream, i): 1 for i in batch.ids}
+        try:
+            # The store empties `batch.data` once it has staged its own copy.
+            return self._record(self.store.load(batch.data, positions, staging, busy=busy))
+        except MemoryError:
+            raise  # run_once retries with a smaller batch
+        except Exception:
+            records = b"".join(r for _, r in self.reader.reread(batch.ids))
+            good, rejected = _split_bad(records, staging.lookups)
+            if not rejected:
+                raise  # the records are fine: the store failed; retry the batch later
+        log.error("%d queue entries cannot be loaded: kept as dead letters", len(rejected))
+        loaded = self.store.load(good, positions, staging, rejected, busy=busy)
+        return self._record(loaded, len(rejected))
+
+    def _skip_stored(self, batch: StreamBatch) -> None:
+        """Leave out of a redelivered batch the entries whose markers say they were stored
+        (their acknowledgement was lost): they are acknowledged with the rest."""
+        stream = self.reader.stream
+        committed = self.store.positions()
+        done = [i for i in batch.ids if marker(stream, i) in committed]
+        if not done:
+            return
+        log.info("%d redelivered queue entries were stored already", len(done))
+        skip = set(done)
+        kept = [(i, r) for i, r in self.reader.reread(batch.ids) if i not in skip]
+        batch.gone.extend(done)
+        batch.ids = [i for i, _ in kept]
+        batch.data = bytearray(b"".join(r for _, r in kept))
+        batch.records = len(kept)
+
+    def _finish(self) -> None:
+        """Stopping leaves what the queue holds to the other loaders (or the next start):
+        it is durable in Redis."""
+        try:
+            self.reader.leave()
+        except Exception:
+            log.exception("could not leave the queue's consumer group")
+        self.reader.close()

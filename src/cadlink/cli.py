@@ -125,8 +125,9 @@ def worker(as_json: bool) -> None:
     configure_logging(settings.log_level)
     meta = build_meta(settings)
     events = build_events(settings)
+    loader = build_loader(settings, events, Backlog(), identity_recorder(meta))
     try:
-        loader = build_loader(settings, events, Backlog(), identity_recorder(meta))
+        loader.run_once()  # reaches the queue now, so that a wrong URL fails here, clearly
     except redis.RedisError as e:
         events.close()
         where = _redacted(settings.queue_url)

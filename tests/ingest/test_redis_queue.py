@@ -48,7 +48,7 @@ def test_entries_are_read_in_order_and_deleted_once_acknowledged(
     queue: tuple[redis.Redis, str],
 ) -> None:
     client, stream = queue
-    reader = _reader(queue, "a")  # the group exists before anything is written
+    reader = _reader(queue, "a")
     writer = _writer(queue)
     records = _records(5)
     for r in records:

@@ -14,6 +14,8 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
+import redis
+
 from cadlink.ingest.buffer.redis_stream import (
     RedisStreamReader,
     StreamBatch,
@@ -35,9 +37,20 @@ class StreamLoader(LoaderBase):
     ) -> None:
         super().__init__(store, enricher, **options)
         self.reader = reader
+        self._tidied = False
+        try:
+            self._tidy()
+        except redis.RedisError as e:  # Redis is down: the first batch that reaches it tidies
+            log.warning("the queue is unavailable (%s); loading starts once it answers", e)
+
+    def _tidy(self) -> None:
+        """Once, before the first batch: forget what loaders that stopped left behind."""
+        if self._tidied:
+            return
         self._forget_acknowledged()
-        for name in reader.forget_idle_consumers():
+        for name in self.reader.forget_idle_consumers():
             log.info("removed queue consumer %s (gone, nothing pending)", name)
+        self._tidied = True
 
     def _forget_acknowledged(self) -> None:
         """Forget the markers of entries no longer in the stream: a loader acknowledged them
@@ -54,6 +67,7 @@ class StreamLoader(LoaderBase):
         self.store.forget_positions([key for e, key in entries.items() if e not in present])
 
     def run_once(self) -> int:
+        self._tidy()
         batch = self.reader.read(self.budget)
         self.last_batch_full = batch.more  # more is waiting: load it at once
         stored = -1

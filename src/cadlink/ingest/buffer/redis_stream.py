@@ -172,25 +172,35 @@ class RedisStreamReader:
         self.consumer = consumer or f"{socket.gethostname()}-{os.getpid()}-{os.urandom(2).hex()}"
         self.claim_idle_ms = claim_idle_ms
         self._entry_bytes = 1024  # the average entry's size, as last read
-        self.ensure_group()
+        self._grouped = False
 
     def ensure_group(self) -> None:
         """Create the stream and its consumer group if missing (from the stream's start, so
-        that entries added before the first loader ran are loaded too)."""
+        that entries added before the first loader ran are loaded too). Asked again after
+        Redis lost them (a restart without persistence)."""
+        if self._grouped:
+            return
         try:
             self.client.xgroup_create(self.stream, GROUP, id="0", mkstream=True)
         except redis.ResponseError as e:
             if "BUSYGROUP" not in str(e):
                 raise
+        self._grouped = True
 
     def read(self, max_bytes: int) -> StreamBatch:
         """About `max_bytes` of records: this loader's own unacknowledged entries first (its
         last load failed), then entries idle for `claim_idle_ms` in a dead loader's hands,
         then new ones."""
         budget = max(max_bytes, 1)
-        own = self._entries(
-            self.client.xreadgroup(GROUP, self.consumer, {self.stream: "0"}, count=READ_COUNT)
-        )
+        self.ensure_group()
+        try:
+            own = self._entries(
+                self.client.xreadgroup(GROUP, self.consumer, {self.stream: "0"}, count=READ_COUNT)
+            )
+        except redis.ResponseError as e:
+            if "NOGROUP" in str(e):
+                self._grouped = False  # Redis forgot the stream: create it at the next read
+            raise
         if own:
             return self._batch(own, budget, redelivered=True)
         claimed: Any = self.client.xautoclaim(
@@ -292,6 +302,7 @@ class RedisStreamReader:
     def forget_idle_consumers(self, idle_ms: int = FORGET_CONSUMERS_IDLE_MS) -> list[str]:
         """Remove consumers (loaders that stopped) idle this long with nothing pending, so
         that the group's list does not grow with every restart. Returns their names."""
+        self.ensure_group()
         removed: list[str] = []
         for info in self.client.xinfo_consumers(self.stream, GROUP):
             name = _name(info)

@@ -1,0 +1,164 @@
+"""Server mode end to end: `cadlink serve` appends to the Redis queue, `cadlink worker`s load it
+into PostgreSQL; a worker killed with `kill -9` mid-load loses nothing and stores nothing
+twice."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, ExitStack
+from pathlib import Path
+
+import httpx
+import psycopg
+import pytest
+import redis
+
+from cadlink.ingest.buffer.redis_stream import GROUP
+from server_process import CADLINK, Server, base_env, cli
+
+pytestmark = pytest.mark.slow
+
+UA = "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_5) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Safari/605.1.15"
+
+
+class Worker:
+    def __init__(self, env: dict[str, str], log: Path) -> None:
+        self.log = log
+        with log.open("ab") as out:
+            self.proc = subprocess.Popen(
+                [CADLINK, "worker"], env=env, stdout=out, stderr=subprocess.STDOUT
+            )
+
+    def stop(self, sig: int = signal.SIGTERM) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        return self.proc.wait(timeout=60)
+
+
+@pytest.fixture
+def server_mode(
+    tmp_path: Path,
+    redis_url: tuple[str, str],
+    postgres_databases: Callable[[], AbstractContextManager[str]],
+) -> Iterator[dict[str, str]]:
+    """Settings for server mode: metadata and events in PostgreSQL, the queue in Redis."""
+    url, prefix = redis_url
+    with postgres_databases() as meta, postgres_databases() as events:
+        yield base_env(
+            tmp_path / "data",
+            CADLINK_DATABASE_URL=meta,
+            CADLINK_EVENTS_URL=events,
+            CADLINK_QUEUE_URL=url,
+            CADLINK_QUEUE_STREAM=f"{prefix}events",
+            CADLINK_QUEUE_CLAIM_IDLE_SECONDS="1",
+            CADLINK_LOADER_INTERVAL_SECONDS="0.05",
+        )
+
+
+def _stored(events_url: str, site: str) -> tuple[int, int]:
+    with psycopg.connect(events_url) as con:
+        row = con.execute(
+            "SELECT count(*), count(DISTINCT page_path) FROM analytics_events WHERE site_id = %s",
+            [site],
+        ).fetchone()
+    assert row is not None
+    return int(row[0]), int(row[1])
+
+
+def _send(url: str, site: str, start: int, acked: list[int], stop: threading.Event) -> None:
+    """Events without ids (a worker that stored one twice would give it two), each with its
+    own page path; records the numbers of those answered 204."""
+    n = start
+    with httpx.Client(timeout=5, headers={"User-Agent": UA}) as client:
+        while not stop.is_set():
+            paths = list(range(n, n + 5))
+            n += 5
+            events = [{"eventType": "page_view", "pagePath": f"/p/{p}"} for p in paths]
+            try:
+                r = client.post(url + "/api/v1/collect", json={"siteId": site, "events": events})
+            except httpx.HTTPError:
+                continue
+            if r.status_code == 204:
+                acked.extend(paths)
+
+
+def _pending(redis_url: str, stream: str) -> int:
+    client = redis.Redis.from_url(redis_url)
+    try:
+        return int(client.xpending(stream, GROUP)["pending"])
+    finally:
+        client.close()
+
+
+def test_workers_store_every_accepted_event_once_across_a_kill_9(
+    server_mode: dict[str, str], tmp_path: Path
+) -> None:
+    env = server_mode
+    events_url, stream = env["CADLINK_EVENTS_URL"], env["CADLINK_QUEUE_STREAM"]
+    site = cli(env, "sites", "create", "--domain", "queue.example")["id"]
+    server = Server(tmp_path / "data", env)
+    server.start()
+    acked: list[list[int]] = [[], []]
+    stop = threading.Event()
+    with ExitStack() as stack:
+        stack.callback(server.stop)
+        queue = httpx.get(server.url + "/api/health/queue").json()["data"]
+        assert queue["kind"] == "redis" and queue["loadsHere"] is False
+        doomed = Worker(env, tmp_path / "worker-0.log")
+        stack.callback(doomed.stop)
+        senders = [
+            threading.Thread(target=_send, args=(server.url, site, i * 10_000_000, acked[i], stop))
+            for i in range(2)
+        ]
+        for t in senders:
+            t.start()
+        stack.callback(stop.set)
+        deadline = time.monotonic() + 30
+        while _stored(events_url, site)[0] < 300 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        # Hold the worker inside a load: it has taken entries from the queue and waits for
+        # the table; kill it there, so that the entries it took are claimed by another.
+        with psycopg.connect(events_url) as lock:
+            lock.execute("LOCK TABLE analytics_events IN EXCLUSIVE MODE")
+            deadline = time.monotonic() + 20
+            while _pending(env["CADLINK_QUEUE_URL"], stream) == 0:
+                assert time.monotonic() < deadline, "the worker took nothing from the queue"
+                time.sleep(0.05)
+            doomed.stop(signal.SIGKILL)
+            lock.rollback()
+        assert _pending(env["CADLINK_QUEUE_URL"], stream) > 0  # what it took is still there
+        workers = [Worker(env, tmp_path / f"worker-{i}.log") for i in (1, 2)]
+        for w in workers:
+            stack.callback(w.stop)
+        time.sleep(2.0)
+        stop.set()
+        for t in senders:
+            t.join()
+        total = sum(map(len, acked))
+        assert total >= 300, "too few events were accepted to prove anything"
+        deadline = time.monotonic() + 60
+        while _stored(events_url, site)[0] < total and time.monotonic() < deadline:
+            time.sleep(0.2)
+        time.sleep(1.0)  # anything stored twice would arrive now
+        count, distinct = _stored(events_url, site)
+        assert distinct == total, "an accepted event was lost"
+        assert count == total, f"{count - total} events were stored twice"
+        assert _pending(env["CADLINK_QUEUE_URL"], stream) == 0
+        for w in workers:
+            assert w.stop() == 0, w.log.read_text()
+        logs = "".join(w.log.read_text() for w in workers)
+        assert "claimed" in logs  # the killed worker's entries were taken over
+
+
+def test_the_worker_refuses_what_it_cannot_do(tmp_path: Path, redis_url: tuple[str, str]) -> None:
+    embedded = base_env(tmp_path / "data")
+    out = subprocess.run([CADLINK, "worker"], env=embedded, capture_output=True, text=True)
+    assert out.returncode != 0 and "runs the loader itself" in out.stderr
+
+    duck = base_env(tmp_path / "data", CADLINK_QUEUE_URL=redis_url[0])
+    out = subprocess.run([CADLINK, "worker"], env=duck, capture_output=True, text=True)
+    assert out.returncode != 0 and "DuckDB" in out.stderr and "postgresql://" in out.stderr

@@ -1,0 +1,60 @@
+"""The Redis queue with the embedded DuckDB store: `cadlink serve` loads the queue itself (its
+store process, as it runs in production, or in one process), and says so."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from cadlink_fixtures import make_settings, start_app
+
+UA = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"
+
+
+@pytest.mark.parametrize("store_process", [False, True], ids=["one-process", "store-process"])
+def test_serve_loads_the_queue_into_duckdb(
+    tmp_path: Path, redis_url: tuple[str, str], store_process: bool
+) -> None:
+    url, prefix = redis_url
+    settings = make_settings(tmp_path / "data", queue_url=url, queue_stream=f"{prefix}events")
+    for app in start_app(settings, store_process=store_process):
+        events = [{"eventType": "page_view", "pagePath": f"/q/{i}"} for i in range(3)]
+        r = app.client.post(
+            "/api/v1/collect",
+            json={"siteId": app.site_id, "events": events},
+            headers={"User-Agent": UA},
+        )
+        assert r.status_code == 204, r.text
+        stored = app.stored(3)
+        assert sorted(e["pagePath"] for e in stored) == ["/q/0", "/q/1", "/q/2"]
+        assert not (tmp_path / "data" / "spool").exists() or not any(
+            (tmp_path / "data" / "spool").iterdir()
+        )  # nothing went to a spool
+        queue = app.client.get("/api/health/queue").json()["data"]
+        assert queue["kind"] == "redis" and queue["loadsHere"] is True
+        assert queue["stream"] == f"{prefix}events"
+        metrics = app.client.get("/metrics").text
+        assert "cadlink_buffer_backlog_entries" in metrics
+
+
+def test_an_unreachable_queue_answers_503(tmp_path: Path, redis_url: tuple[str, str]) -> None:
+    """Redis is down: the server still starts (its loader waits for the queue), collect
+    answers 503 with Retry-After, and the queue's health says why."""
+    _, prefix = redis_url
+    settings = make_settings(
+        tmp_path / "data", queue_url="redis://127.0.0.1:1/0", queue_stream=f"{prefix}events"
+    )
+    for app in start_app(settings):
+        r = app.client.post(
+            "/api/v1/collect",
+            json={"siteId": app.site_id, "eventType": "page_view"},
+            headers={"User-Agent": UA},
+        )
+        assert r.status_code == 503, r.text
+        assert int(r.headers["retry-after"]) > 0
+        assert "event queue unavailable" in r.json()["error"]["message"]
+        health = app.client.get("/api/health/queue")
+        assert health.status_code == 503
+        assert health.json()["error"]["code"] == "queue_unavailable"
+        assert app.client.get("/api/health").status_code == 200

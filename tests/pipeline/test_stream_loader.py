@@ -3,6 +3,7 @@ stored once, whoever loads it and however often it is delivered."""
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -198,3 +199,34 @@ def test_markers_of_acknowledged_entries_are_forgotten_at_start(
     store.forget_positions = forget  # type: ignore[method-assign]
     _loader(queue, store, enricher, "b")
     assert _markers(store, queue[1]) == []
+
+
+def test_a_slow_load_keeps_its_entries(
+    queue: tuple[str, str], store: EventStore, enricher: Enricher
+) -> None:
+    """A load that outlasts the claim idle time (the store waits for a lock, say) is not a
+    dead loader's: nobody else takes its entries meanwhile, so nothing is stored twice."""
+    _fill(queue, 6)
+    slow = _loader(queue, store, enricher, "slow", claim_idle_ms=300)
+    load = store.load
+    loading = threading.Event()
+
+    def sluggish(*args: Any, **kwargs: Any) -> Any:
+        loading.set()
+        time.sleep(1.5)  # five claim idle times
+        return load(*args, **kwargs)
+
+    store.load = sluggish  # type: ignore[method-assign]
+    worker = threading.Thread(target=slow.run_once)
+    worker.start()
+    assert loading.wait(10)
+    other = _loader(queue, store, enricher, "other", claim_idle_ms=300)
+    claimed = 0
+    while worker.is_alive():
+        claimed += other.reader.read(1 << 20).records
+        time.sleep(0.05)
+    worker.join()
+    assert claimed == 0
+    store.load = load  # type: ignore[method-assign]
+    assert other.drain() == 0
+    assert store.count_events() == 12

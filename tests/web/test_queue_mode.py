@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import redis
 
 from cadlink_fixtures import make_settings, start_app
 
@@ -58,3 +59,29 @@ def test_an_unreachable_queue_answers_503(tmp_path: Path, redis_url: tuple[str, 
         assert health.status_code == 503
         assert health.json()["error"]["code"] == "queue_unavailable"
         assert app.client.get("/api/health").status_code == 200
+
+
+def test_queue_entries_carry_no_raw_ip(
+    tmp_path: Path, redis_url: tuple[str, str], postgres_url: str
+) -> None:
+    """With a shared event store nothing loads in the server (workers do): what it queued
+    stays in Redis to be read, and holds the network prefix, never the address."""
+    url, prefix = redis_url
+    stream = f"{prefix}events"
+    settings = make_settings(
+        tmp_path / "data", queue_url=url, queue_stream=stream, events_url=postgres_url
+    )
+    for app in start_app(settings):  # the test client's address is 203.0.113.77
+        r = app.client.post(
+            "/api/v1/collect",
+            json={"siteId": app.site_id, "eventType": "page_view"},
+            headers={"User-Agent": UA},
+        )
+        assert r.status_code == 204, r.text
+        assert app.client.get("/api/health/queue").json()["data"]["loadsHere"] is False
+    client = redis.Redis.from_url(url)
+    entries = client.xrange(stream)
+    client.close()
+    assert len(entries) == 1
+    record = entries[0][1][b"r"]
+    assert b"203.0.113.0" in record and b"203.0.113.77" not in record

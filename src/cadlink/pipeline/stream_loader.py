@@ -12,6 +12,9 @@ each time they are loaded) nor drop counts are counted twice.
 from __future__ import annotations
 
 import logging
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import redis
@@ -74,7 +77,8 @@ class StreamLoader(LoaderBase):
         if not batch.empty:
             ids = list(batch.ids)  # the store empties the batch's data, not its ids
             try:
-                stored = self._load(batch)
+                with self._holding(ids):
+                    stored = self._load(batch)
             except MemoryError:
                 if not self._shrink(batch.size):
                     raise
@@ -84,6 +88,30 @@ class StreamLoader(LoaderBase):
             self.store.forget_positions([marker(self.reader.stream, i) for i in ids])
         self.arrived_meanwhile = self.reader.unloaded() > 0
         return stored
+
+    @contextmanager
+    def _holding(self, ids: list[bytes]) -> Iterator[None]:
+        """While a batch loads, touch its entries every quarter of the claim idle time: a
+        slow load (a store waiting for a lock) must not look like a dead loader, whose
+        entries another would claim and store a second time. (A loader frozen whole, a
+        stopped process, stops touching them: then they are claimed, as they should be.)"""
+        stop = threading.Event()
+        every = max(0.05, self.reader.claim_idle_ms / 4000)
+
+        def beat() -> None:
+            while not stop.wait(every):
+                try:
+                    self.reader.touch(ids)
+                except redis.RedisError as e:
+                    log.warning("could not tell the queue this loader is alive: %s", e)
+
+        thread = threading.Thread(target=beat, name="queue-heartbeat", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join()
 
     def _load(self, batch: StreamBatch) -> int:
         stream = self.reader.stream

@@ -288,6 +288,14 @@ class RedisStreamReader:
             pipe.xdel(self.stream, *chunk)
             pipe.execute()
 
+    def touch(self, ids: list[bytes]) -> None:
+        """Tell the group this loader still works on `ids` (their idle time starts again), so
+        that no other loader claims them while a slow load runs."""
+        for start in range(0, len(ids), ACK_CHUNK):
+            chunk = ids[start : start + ACK_CHUNK]
+            ids_: list[Any] = list(chunk)  # (the stubs say one id, not a sequence)
+            self.client.xclaim(self.stream, GROUP, self.consumer, 0, ids_, justid=True)
+
     def existing(self, ids: list[bytes]) -> set[bytes]:
         """Which of `ids` are still in the stream."""
         pipe = self.client.pipeline(transaction=False)

@@ -29,11 +29,18 @@ SITE = "site-props"
 class _Records:
     """A buffer that keeps what it is given."""
 
+    defers = False
+
     def __init__(self) -> None:
         self.records: list[bytes] = []
 
     def put(self, record: bytes | bytearray) -> None:
         self.records.append(bytes(record))
+
+    defer = put
+
+    def flush(self) -> None:
+        pass
 
 
 @pytest.fixture(scope="module")

@@ -139,6 +139,13 @@ class CollectHandler:
         self._salt_version = -1
         self._salt_value = b""
         self._record = bytearray(4096)  # the buffer record being written (one at a time)
+        # How records are buffered: `put` at once; the fast path (`answer_post`) `defer`s
+        # them to a writer that keeps them for one flush per event-loop turn (a Redis queue),
+        # counting the requests and events that wait on that flush (`flush_deferred`).
+        self._put = buffer.put
+        self.defers = buffer.defers
+        self.deferred_requests = 0
+        self._deferred_events = 0
 
     @staticmethod
     def _origin_ok(site: SiteInfo, origin: str | None) -> bool:
@@ -207,6 +214,8 @@ class CollectHandler:
         to the ASGI handler, which looks the site up)."""
         origin_b = headers.get(b"origin")
         origin = origin_b.decode("latin-1") if origin_b is not None else None
+        if self.defers:
+            return self._answer_deferred(path, headers, peer, body, origin)
         try:
             ip = self._admit(headers, peer)
             try:
@@ -217,6 +226,57 @@ class CollectHandler:
         except Rejection as r:
             self.metrics.reject(r.code)
             return _rejected(r, origin)
+
+    def _answer_deferred(
+        self,
+        path: str,
+        headers: dict[bytes, bytes],
+        peer: tuple[str, int] | None,
+        body: bytes,
+        origin: str | None,
+    ) -> Answer | None:
+        """`answer_post` with the records deferred: the answer is good only once
+        `flush_deferred` has stored them (the caller writes it after that)."""
+        accepted = self.metrics.events_accepted
+        self._put = self.buffer.defer
+        try:
+            ip = self._admit(headers, peer)
+            try:
+                answer = self._answer(path, ip, headers, body, origin)
+            except _SiteMiss:
+                self.limiter.refund(ip)
+                return None
+        except Rejection as r:
+            self.metrics.reject(r.code)
+            return _rejected(r, origin)
+        finally:
+            self._put = self.buffer.put
+            stored = self.metrics.events_accepted - accepted
+            if stored:
+                self.deferred_requests += 1
+                self._deferred_events += stored
+        return answer
+
+    def flush_deferred(self) -> Rejection | None:
+        """Store the records the fast path deferred since the last call: None when they
+        are stored, else the 503 every request that waited on them must answer instead
+        (its counts move from accepted to rejected)."""
+        requests, events = self.deferred_requests, self._deferred_events
+        self.deferred_requests = self._deferred_events = 0
+        try:
+            self.buffer.flush()
+        except BufferFull as full:
+            self.metrics.events_accepted -= events
+            self.metrics.requests["accepted"] -= requests
+            self.metrics.requests["rejected"] += requests
+            self.metrics.events_rejected["overloaded"] += events
+            return Rejection(503, "overloaded", str(full), None, full.retry_after)
+        return None
+
+    @staticmethod
+    def rejected(r: Rejection, origin: str | None) -> Answer:
+        """The answer to a request refused with `r` (CORS headers for `origin`)."""
+        return _rejected(r, origin)
 
     def _admit(self, headers: dict[bytes, bytes], peer: tuple[str, int] | None) -> str:
         """Checks before the body is read: its declared size and the client's rate; returns
@@ -330,7 +390,7 @@ class CollectHandler:
                     site_events,
                 )
                 # One buffer, reused: the record is copied into the spool by `put`.
-                self.buffer.put(encode_envelope_into(envelope, self._record))
+                self._put(encode_envelope_into(envelope, self._record))
                 stored += len(site_events)
         except BufferFull as full:
             raise Rejection(503, "overloaded", str(full), None, full.retry_after) from None

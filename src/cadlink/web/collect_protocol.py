@@ -68,14 +68,24 @@ def encode(answer: Answer, default_headers: list[tuple[bytes, bytes]], keep_aliv
     return b"".join(parts)
 
 
+# What an answer that waits on the turn's flush needs to become the 503 instead: the
+# request's origin (CORS) and uvicorn's default headers of the moment.
+Waits = tuple[str | None, list[tuple[bytes, bytes]]]
+
+
 class Answers:
     """The fast path's answers of this turn of the event loop, in the order they were
-    given: written together by `write`, which the first answer of a turn schedules."""
+    given: written together by `write`, which the first answer of a turn schedules.
+
+    With a buffer that defers its records (a Redis queue: `CollectHandler.defers`), `write`
+    first stores the turn's records in one flush; if that fails, every answer that waited on
+    it becomes the 503 the request would have got had the buffer refused it at once."""
 
     MOST = 64  # answers that wait at most: then they are written at once
 
-    def __init__(self) -> None:
-        self.waiting: list[tuple[Callable[[bytes, bool], None], bytes, bool]] = []
+    def __init__(self, handler: CollectHandler | None = None) -> None:
+        self.waiting: list[tuple[Callable[[bytes, bool], None], bytes, bool, Waits | None]] = []
+        self.handler = handler if handler is not None and handler.defers else None
 
     def add(
         self,
@@ -83,12 +93,14 @@ class Answers:
         send: Callable[[bytes, bool], None],
         data: bytes,
         keep_alive: bool,
+        waits: Waits | None = None,
     ) -> None:
-        """Keep `data` for `send` (the connection's), to be written at the end of the turn."""
+        """Keep `data` for `send` (the connection's), to be written at the end of the turn;
+        `waits`: the answer holds only if the turn's deferred records are stored."""
         waiting = self.waiting
         if not waiting:
             loop.call_soon(self.write)
-        waiting.append((send, data, keep_alive))
+        waiting.append((send, data, keep_alive, waits))
         if len(waiting) >= self.MOST:
             self.write()
 
@@ -97,7 +109,11 @@ class Answers:
         answer). Whatever `write` already took is no longer waiting, so a call scheduled
         before it finds less, or nothing."""
         waiting, self.waiting = self.waiting, []
-        for send, data, keep_alive in waiting:
+        handler = self.handler
+        failed = handler.flush_deferred() if handler is not None else None
+        for send, data, keep_alive, waits in waiting:
+            if failed is not None and waits is not None and handler is not None:
+                data = encode(handler.rejected(failed, waits[0]), waits[1], keep_alive)
             try:
                 send(data, keep_alive)
             except Exception:  # one connection's failure must not cost the others' answers
@@ -107,7 +123,7 @@ class Answers:
 def collect_protocol(handler: CollectHandler) -> type[HttpToolsProtocol]:
     """uvicorn's httptools protocol class with the collect fast path for `handler`."""
     max_body = handler.max_body
-    answers = Answers()
+    answers = Answers(handler)
 
     class CollectProtocol(HttpToolsProtocol):
         _fast_body: bytearray | None = None  # the body of a request on the fast path
@@ -177,8 +193,10 @@ def collect_protocol(handler: CollectHandler) -> type[HttpToolsProtocol]:
         def _answer_in_place(self, body: bytes) -> None:
             url = self.url
             path = url.decode("ascii")
+            headers = dict(self.headers)
+            deferred = handler.deferred_requests
             try:
-                answer = handler.answer_post(path, dict(self.headers), self.client, body)
+                answer = handler.answer_post(path, headers, self.client, body)
             except Exception:
                 log.exception("collect request failed")
                 answer = _SERVER_ERROR
@@ -206,7 +224,12 @@ def collect_protocol(handler: CollectHandler) -> type[HttpToolsProtocol]:
             else:
                 data = encode(answer, defaults, keep_alive)
             self._answer_waits = True
-            answers.add(self.loop, self.send_answer, data, keep_alive)
+            if handler.deferred_requests == deferred:
+                answers.add(self.loop, self.send_answer, data, keep_alive)
+            else:  # its records wait for the turn's flush (a Redis queue)
+                origin = headers.get(b"origin")
+                waits = (origin.decode("latin-1") if origin is not None else None, defaults)
+                answers.add(self.loop, self.send_answer, data, keep_alive, waits)
 
         def send_answer(self, data: bytes, keep_alive: bool) -> None:
             """Write an answer `answers` kept (uvicorn's end of a response)."""

@@ -14,8 +14,21 @@ class BufferFull(Exception):
 
 
 class BufferWriter(Protocol):
+    # Whether `defer` keeps records for `flush` (a store a round trip away) rather than
+    # storing them at once; the collect fast path then flushes once per event-loop turn.
+    defers: bool
+
     def put(self, record: bytes | bytearray) -> None:
         """Store one buffer record (`events.encode_envelope`) durably, or raise `BufferFull`."""
+
+    def defer(self, record: bytes | bytearray) -> None:
+        """Keep a copy of one record for the next `flush` (or store it now, where that costs
+        no more); raises `BufferFull` when it cannot be taken at all."""
+
+    def flush(self) -> None:
+        """Store what `defer` kept, durably, or raise `BufferFull`: then none of it may be
+        acknowledged (some may have been stored: a retry is a duplicate the loader finds by
+        its event id)."""
 
     def close(self) -> None: ...
 

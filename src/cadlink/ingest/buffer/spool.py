@@ -114,6 +114,14 @@ class SpoolWriter:
             self._open_segment()
         self.backlog.add(written)
 
+    defers = False  # an append is a `write()`: nothing to gain by keeping records
+
+    def defer(self, record: bytes | bytearray) -> None:
+        self.put(record)
+
+    def flush(self) -> None:
+        """Nothing kept: `defer` appends at once."""
+
     def _sync_loop(self) -> None:
         while not self._stop.wait(1.0):
             self.sync()

@@ -16,7 +16,7 @@ from cadlink.ingest.buffer import Backlog, BufferWriter, SpoolReader, SpoolWrite
 from cadlink.ingest.metrics import IngestMetrics
 from cadlink.ingest.salts import SaltRing
 from cadlink.ingest.sites import SiteDirectory, SiteInfo
-from cadlink.pipeline.loader import Loader, LoaderBase, LoaderControl, NoLoader
+from cadlink.pipeline.loader import Loader, LoaderBase, LoaderControl, LoaderOptions, NoLoader
 from cadlink.store.events import EventStore, open_event_store
 from cadlink.store.events.staged import Identity
 
@@ -126,12 +126,12 @@ def build_loader(
     from cadlink.pipeline.enrichment import Enricher
 
     enricher = Enricher(build_ua_parser(), build_geo(settings), settings.late_event_hours)
-    options = {
-        "batch_bytes": settings.loader_batch_bytes,
-        "interval": settings.loader_interval_seconds,
-        "max_delay": settings.loader_max_delay_seconds,
-        "on_identities": on_identities,
-    }
+    options = LoaderOptions(
+        batch_bytes=settings.loader_batch_bytes,
+        interval=settings.loader_interval_seconds,
+        max_delay=settings.loader_max_delay_seconds,
+        on_identities=on_identities,
+    )
     if settings.queue_url:
         from cadlink.ingest.buffer.redis_stream import RedisStreamReader, connect
         from cadlink.pipeline.stream_loader import StreamLoader

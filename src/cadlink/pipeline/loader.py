@@ -18,7 +18,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol, TypedDict, Unpack
 
 import msgspec
 
@@ -66,6 +66,17 @@ class LoaderControl(Protocol):
 
     def stop(self) -> None:
         """Stop loading once what the buffer holds is stored."""
+
+
+class LoaderOptions(TypedDict, total=False):
+    """`LoaderBase`'s keyword options, which every loader passes on."""
+
+    batch_bytes: int
+    interval: float
+    max_delay: float
+    on_identities: Callable[[list[Identity]], None] | None
+    on_loaded: Callable[[int], None] | None
+    settle_after: float
 
 
 class NoLoader:
@@ -121,6 +132,28 @@ class LoaderBase:
         """Load what the buffer holds now (up to one batch); returns events stored, or -1
         when there was nothing to load."""
         raise NotImplementedError
+
+    def _store_records(
+        self, data: bytearray, positions: dict[str, int], reread: Callable[[], bytes]
+    ) -> int:
+        """Store a batch's records with the positions they end at. If the store fails, the
+        records are read again (`reread`: the store empties `data` once it has staged its
+        own copy) and checked one by one: those that cannot be loaded are kept as dead
+        letters with the rest; if all are fine, the store's error is raised (the batch is
+        retried later)."""
+        staging = self.enricher.staging
+        busy = self.arrived_meanwhile  # records arrived while the last batch was loaded
+        try:
+            return self._record(self.store.load(data, positions, staging, busy=busy))
+        except MemoryError:
+            raise  # run_once retries with a smaller batch
+        except Exception:
+            good, rejected = _split_bad(reread(), staging.lookups)
+            if not rejected:
+                raise  # the records are fine: the store failed; retry the batch later
+        log.error("%d buffer records cannot be loaded: kept as dead letters", len(rejected))
+        loaded = self.store.load(good, positions, staging, rejected, busy=busy)
+        return self._record(loaded, len(rejected))
 
     def _shrink(self, size: int) -> bool:
         """A batch of `size` bytes did not fit in memory: the next ones take half as much.
@@ -279,7 +312,7 @@ class Loader(LoaderBase):
         enricher: Enricher,
         *,
         backlog: Backlog | None = None,
-        **options: Any,
+        **options: Unpack[LoaderOptions],
     ) -> None:
         super().__init__(store, enricher, **options)
         self.reader = reader
@@ -294,22 +327,9 @@ class Loader(LoaderBase):
             backlog.set(reader.unloaded_bytes(self._positions))
 
     def _load(self, batch: ReadBatch) -> int:
-        staging = self.enricher.staging
-        busy = self.arrived_meanwhile  # records arrived while the last batch was loaded
-        positions = batch.positions
-        try:
-            # The store empties `batch.data` once it has staged its own copy.
-            return self._record(self.store.load(batch.data, positions, staging, busy=busy))
-        except MemoryError:
-            raise  # run_once retries with a smaller batch
-        except Exception:
-            records = self.reader.reread(batch.spans)
-            good, rejected = _split_bad(records, staging.lookups)
-            if not rejected:
-                raise  # the records are fine: the store failed; retry the batch later
-        log.error("%d buffer records cannot be loaded: kept as dead letters", len(rejected))
-        loaded = self.store.load(good, positions, staging, rejected, busy=busy)
-        return self._record(loaded, len(rejected))
+        return self._store_records(
+            batch.data, batch.positions, lambda: self.reader.reread(batch.spans)
+        )
 
     def run_once(self) -> int:
         """Load what the buffer holds now (up to one batch); returns events stored, or -1

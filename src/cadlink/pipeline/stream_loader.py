@@ -15,7 +15,7 @@ import logging
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Unpack
 
 import redis
 
@@ -25,7 +25,7 @@ from cadlink.ingest.buffer.redis_stream import (
     marker,
     marker_entry,
 )
-from cadlink.pipeline.loader import LoaderBase, _split_bad
+from cadlink.pipeline.loader import LoaderBase, LoaderOptions
 from cadlink.store.events.base import EventStore
 
 if TYPE_CHECKING:
@@ -36,7 +36,11 @@ log = logging.getLogger(__name__)
 
 class StreamLoader(LoaderBase):
     def __init__(
-        self, reader: RedisStreamReader, store: EventStore, enricher: Enricher, **options: Any
+        self,
+        reader: RedisStreamReader,
+        store: EventStore,
+        enricher: Enricher,
+        **options: Unpack[LoaderOptions],
     ) -> None:
         super().__init__(store, enricher, **options)
         self.reader = reader
@@ -119,22 +123,11 @@ class StreamLoader(LoaderBase):
             self._skip_stored(batch)
         if not batch.ids:
             return 0
-        staging = self.enricher.staging
-        busy = self.arrived_meanwhile
         positions = {marker(stream, i): 1 for i in batch.ids}
-        try:
-            # The store empties `batch.data` once it has staged its own copy.
-            return self._record(self.store.load(batch.data, positions, staging, busy=busy))
-        except MemoryError:
-            raise  # run_once retries with a smaller batch
-        except Exception:
-            records = b"".join(r for _, r in self.reader.reread(batch.ids))
-            good, rejected = _split_bad(records, staging.lookups)
-            if not rejected:
-                raise  # the records are fine: the store failed; retry the batch later
-        log.error("%d queue entries cannot be loaded: kept as dead letters", len(rejected))
-        loaded = self.store.load(good, positions, staging, rejected, busy=busy)
-        return self._record(loaded, len(rejected))
+        ids = batch.ids
+        return self._store_records(
+            batch.data, positions, lambda: b"".join(r for _, r in self.reader.reread(ids))
+        )
 
     def _skip_stored(self, batch: StreamBatch) -> None:
         """Leave out of a redelivered batch the entries whose markers say they were stored

@@ -15,12 +15,12 @@ collect request the fast path does not take:
 The answers of one turn of the event loop are written together, once it has read every
 connection that had data (`Answers`): the event is already in the spool when its answer is
 queued (with a Redis queue, the turn's records are sent in one pipeline first, and answers
-that waited on a failed one become 503s). Written one by one, each answer woke the waiting client on its own, and on the
-2-core benchmark machine those wake-ups cost the server more kernel time than the request
-itself; in a burst, the clients wake once and send their next requests together, so the
-next turn reads them together too. Same load, loader paused: 15 k -> 23 k requests/s, the
-main thread's CPU per request 57 -> 38 µs (docs/benchmarks.md, thirteenth pass). A turn's
-answers wait for at most `Answers.MOST` requests' work.
+that waited on a failed one become 503s). Written one by one, each answer woke the waiting
+client on its own, and on the 2-core benchmark machine those wake-ups cost the server more
+kernel time than the request itself; in a burst, the clients wake once and send their next
+requests together, so the next turn reads them together too. Same load, loader paused:
+15 k -> 23 k requests/s, the main thread's CPU per request 57 -> 38 µs (docs/benchmarks.md,
+thirteenth pass). A turn's answers wait for at most `Answers.MOST` requests' work.
 
 The answer's bytes are what uvicorn would write for the same `Answer`: its status line, its
 default headers (the date), the handler's headers, `connection: close` when the connection

@@ -16,7 +16,7 @@ from cadlink.ingest.buffer import Backlog, BufferWriter, SpoolReader, SpoolWrite
 from cadlink.ingest.metrics import IngestMetrics
 from cadlink.ingest.salts import SaltRing
 from cadlink.ingest.sites import SiteDirectory, SiteInfo
-from cadlink.pipeline.loader import Loader, LoaderBase, LoaderControl, LoaderOptions, NoLoader
+from cadlink.pipeline.loader import Loader, LoaderBase, LoaderControl, LoaderOptions
 from cadlink.store.events import EventStore, open_event_store
 from cadlink.store.events.staged import Identity
 
@@ -233,8 +233,11 @@ class Services:
         writer = build_writer(settings, backlog)
         loader: LoaderControl
         if not loads_here(settings):
+            from cadlink.ingest.buffer.redis_stream import connect
+            from cadlink.pipeline.stream_loader import QueueLoaders
+
             events = build_events(settings)
-            loader = NoLoader()
+            loader = QueueLoaders(connect(settings.queue_url), settings.queue_stream)
         elif store_process:
             from cadlink.pipeline.store_process import StoreProcess
             from cadlink.pipeline.store_status import embedded

@@ -3,12 +3,18 @@ store process, as it runs in production, or in one process), and says so."""
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import pytest
 import redis
 
-from cadlink_fixtures import make_settings, start_app
+from cadlink.ingest.buffer.redis_stream import RedisStreamReader, connect
+from cadlink.ingest.enrich.geo import GeoLocator
+from cadlink.ingest.enrich.useragent import UserAgentParser
+from cadlink.pipeline.enrichment import Enricher
+from cadlink.pipeline.stream_loader import StreamLoader
+from cadlink_fixtures import make_settings, start_app, wait_for
 
 UA = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"
 
@@ -85,3 +91,43 @@ def test_queue_entries_carry_no_raw_ip(
     assert len(entries) == 1
     record = entries[0][1][b"r"]
     assert b"203.0.113.0" in record and b"203.0.113.77" not in record
+
+
+def test_servers_hear_what_workers_stored(
+    tmp_path: Path, redis_url: tuple[str, str], postgres_url: str
+) -> None:
+    """A worker announces each stored batch; the server, which loads nothing itself, hears it:
+    its live dashboard is notified and its count of stored events grows."""
+    url, prefix = redis_url
+    stream = f"{prefix}events"
+    settings = make_settings(
+        tmp_path / "data", queue_url=url, queue_stream=stream, events_url=postgres_url
+    )
+    with contextlib.closing(start_app(settings)) as running:
+        app = next(running)
+        heard: list[int] = []
+        previous = app.services.loader.on_loaded
+
+        def on_loaded(stored: int) -> None:
+            heard.append(stored)
+            if previous is not None:
+                previous(stored)  # the live hub's notification
+
+        app.services.loader.on_loaded = on_loaded
+        events = [{"eventType": "page_view", "pagePath": f"/w/{i}"} for i in range(4)]
+        r = app.client.post(
+            "/api/v1/collect",
+            json={"siteId": app.site_id, "events": events},
+            headers={"User-Agent": UA},
+        )
+        assert r.status_code == 204, r.text
+        worker = StreamLoader(
+            RedisStreamReader(connect(url), stream),
+            app.services.events,
+            Enricher(UserAgentParser(), GeoLocator(country_path=None), 72),
+        )
+        assert worker.drain() == 4
+        wait_for(lambda: heard == [4])
+        assert app.client.get("/api/health/queue").json()["data"]["eventsStored"] == 4
+        assert len(app.stored(4)) == 4
+        worker.stop()

@@ -79,21 +79,6 @@ class LoaderOptions(TypedDict, total=False):
     settle_after: float
 
 
-class NoLoader:
-    """The web process's stand-in when its buffer's loaders run elsewhere: `cadlink worker`
-    processes load a shared queue (server mode)."""
-
-    def __init__(self) -> None:
-        self.stats = LoaderStats()
-        self.on_loaded: Callable[[int], None] | None = None
-
-    def start(self) -> None:
-        pass
-
-    def stop(self) -> None:
-        pass
-
-
 class LoaderBase:
     """What every loader shares: enrichment, stats, pacing, settling, the thread. A
     subclass reads its buffer in `run_once` and says what stopping leaves (`_finish`)."""

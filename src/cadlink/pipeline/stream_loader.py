@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Unpack
 
@@ -22,10 +23,11 @@ import redis
 from cadlink.ingest.buffer.redis_stream import (
     RedisStreamReader,
     StreamBatch,
+    loaded_channel,
     marker,
     marker_entry,
 )
-from cadlink.pipeline.loader import LoaderBase, LoaderOptions
+from cadlink.pipeline.loader import LoaderBase, LoaderOptions, LoaderStats
 from cadlink.store.events.base import EventStore
 
 if TYPE_CHECKING:
@@ -90,6 +92,11 @@ class StreamLoader(LoaderBase):
             self._loaded()
             self.reader.ack(list(dict.fromkeys(ids + batch.gone)))
             self.store.forget_positions([marker(self.reader.stream, i) for i in ids])
+            if stored > 0:
+                try:
+                    self.reader.announce(stored)
+                except redis.RedisError as e:  # only the live view's promptness depends on it
+                    log.warning("could not announce stored events: %s", e)
         self.arrived_meanwhile = self.reader.unloaded() > 0
         return stored
 
@@ -153,3 +160,50 @@ class StreamLoader(LoaderBase):
         except Exception:
             log.exception("could not leave the queue's consumer group")
         self.reader.close()
+
+
+class QueueLoaders:
+    """What a server holds of the `cadlink worker`s that load its queue (server mode): it
+    hears their announcements of stored events (Redis pub/sub), which drive its live
+    dashboard (`on_loaded`) and count in its `events_stored`. Their other numbers are in
+    their own logs."""
+
+    def __init__(self, client: redis.Redis, stream: str) -> None:
+        self.client = client
+        self.channel = loaded_channel(stream)
+        self.stats = LoaderStats()
+        self.on_loaded: Callable[[int], None] | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._listen, name="queue-loaded", daemon=True)
+        self._thread.start()
+
+    def _listen(self) -> None:
+        while not self._stop.is_set():
+            try:
+                with self.client.pubsub(ignore_subscribe_messages=True) as pubsub:
+                    pubsub.subscribe(self.channel)
+                    while not self._stop.is_set():
+                        message = pubsub.get_message(timeout=0.5)
+                        if message is not None:
+                            self._heard(int(message["data"]))
+            except (redis.RedisError, ValueError) as e:
+                log.warning("not hearing the queue's loaders (%s); trying again", e)
+                self._stop.wait(1.0)
+
+    def _heard(self, stored: int) -> None:
+        self.stats.events_stored += stored
+        self.stats.last_batch_at = time.time()
+        if self.on_loaded is not None:
+            try:
+                self.on_loaded(stored)
+            except Exception:
+                log.exception("on_loaded failed")
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self.client.close()

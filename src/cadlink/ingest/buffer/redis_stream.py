@@ -52,6 +52,11 @@ def connect(url: str, *, retries: int = 3) -> redis.Redis:
     )
 
 
+def loaded_channel(stream: str) -> str:
+    """The pub/sub channel on which loaders announce how many events they stored."""
+    return f"{stream}:loaded"
+
+
 def marker(stream: str, entry_id: bytes) -> str:
     """The store's key (in `loader_positions`) for an entry loaded and not yet acknowledged."""
     return f"{MARKER_PREFIX}{stream}:{entry_id.decode()}"
@@ -353,6 +358,10 @@ class RedisStreamReader:
                 self.client.xgroup_delconsumer(self.stream, GROUP, name)
                 removed.append(name)
         return removed
+
+    def announce(self, stored: int) -> None:
+        """Tell the servers (their live dashboards) that `stored` events were stored."""
+        self.client.publish(loaded_channel(self.stream), str(stored))
 
     def leave(self) -> None:
         """Leave the group when nothing is pending to this loader (what is stays, for

@@ -10,6 +10,7 @@ from pathlib import Path
 import duckdb
 import httpx
 import pytest
+import redis
 
 from cadlink.ingest.buffer import SpoolReader
 from server_process import Server, base_env, cli
@@ -94,3 +95,97 @@ def test_acknowledged_events_survive_kill_9_exactly_once(tmp_path: Path) -> None
     missing = all_acked - counts.keys()
     assert not missing, f"{len(missing)} acknowledged events lost"
     assert max(counts.values()) == 1, "an event was stored twice"
+
+
+def _sender_paths(url: str, site: str, start: int, acked: list[int], stop: threading.Event) -> None:
+    """Events without ids, each with its own page path (an event loaded twice would be
+    stored twice: the store gives it a new id each time)."""
+    n = start
+    with httpx.Client(timeout=5, headers={"User-Agent": UA}) as client:
+        while not stop.is_set():
+            paths = list(range(n, n + 5))
+            n += 5
+            events = [{"eventType": "page_view", "pagePath": f"/p/{p}"} for p in paths]
+            try:
+                r = client.post(url + "/api/v1/collect", json={"siteId": site, "events": events})
+            except httpx.HTTPError:
+                continue
+            if r.status_code == 204:
+                acked.extend(paths)
+
+
+def _entries_read(queue: redis.Redis, stream: str) -> int:
+    groups = queue.xinfo_groups(stream) if queue.exists(stream) else []
+    return int(groups[0]["entries-read"] or 0) if groups else 0
+
+
+def test_kill_9_with_the_redis_queue_loses_nothing_and_stores_nothing_twice(
+    tmp_path: Path, redis_url: tuple[str, str]
+) -> None:
+    """Embedded DuckDB fed by the Redis queue (server mode's buffer): `cadlink serve` and its
+    store process die with entries delivered to the loader and not acknowledged; after a
+    restart the new loader claims them, and the markers keep what was stored from being
+    stored again."""
+    url, prefix = redis_url
+    stream = f"{prefix}events"
+    data = tmp_path / "data"
+    env = base_env(
+        data,
+        CADLINK_QUEUE_URL=url,
+        CADLINK_QUEUE_STREAM=stream,
+        CADLINK_QUEUE_CLAIM_IDLE_SECONDS="1",
+        # Small batches back to back behind a backlog: the loader holds entries it took
+        # and has not acknowledged most of the time, so the kill most likely finds some.
+        CADLINK_LOADER_BATCH_BYTES="20000",
+    )
+    site = cli(env, "sites", "create", "--domain", "queued.example")["id"]
+    server = Server(data, env)
+    server.start()
+    acked: list[list[int]] = [[] for _ in range(4)]
+    stop = threading.Event()
+    threads = [
+        threading.Thread(
+            target=_sender_paths, args=(server.url, site, i * 10_000_000, acked[i], stop)
+        )
+        for i in range(4)
+    ]
+    for t in threads:
+        t.start()
+    queue = redis.Redis.from_url(url)
+    try:
+        # Kill once the loader works behind a backlog, in full batches back to back.
+        deadline = time.monotonic() + 30
+        while _entries_read(queue, stream) < 300 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        server.kill()
+        time.sleep(0.2)
+        stop.set()
+        for t in threads:
+            t.join(timeout=10)
+        all_acked = {p for paths in acked for p in paths}
+        assert len(all_acked) > 200, "the load did not get going"
+        assert queue.xlen(stream) > 0  # acknowledged events still only in the queue
+
+        server.start()
+        deadline = time.monotonic() + 60
+        while queue.xlen(stream) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert queue.xlen(stream) == 0, "the restarted server did not load the queue"
+        server.stop()
+    finally:
+        stop.set()
+        server.stop()
+        queue.close()
+
+    con = duckdb.connect(str(data / "events.duckdb"), read_only=True)
+    rows = con.execute(
+        "SELECT page_path, count(*) FROM analytics_events WHERE site_id = ? GROUP BY page_path",
+        [site],
+    ).fetchall()
+    markers = con.execute("SELECT count(*) FROM loader_positions").fetchone()
+    con.close()
+    counts = {int(path.rsplit("/", 1)[1]): n for path, n in rows}
+    missing = all_acked - counts.keys()
+    assert not missing, f"{len(missing)} acknowledged events lost"
+    assert max(counts.values()) == 1, "an event was stored twice"
+    assert markers == (0,)  # every marker forgotten once its entry was acknowledged

@@ -95,8 +95,14 @@ def serve(host: str | None, port: int | None) -> None:
 
 
 @main.command()
+@click.option(
+    "--metrics-port", type=int, default=None, help="Serve Prometheus metrics on this port."
+)
+@click.option(
+    "--metrics-host", default="127.0.0.1", show_default=True, help="Address for --metrics-port."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the start line as JSON.")
-def worker(as_json: bool) -> None:
+def worker(metrics_port: int | None, metrics_host: str, as_json: bool) -> None:
     """Load the shared queue into the event store (server mode: CADLINK_QUEUE_URL=redis://…
     and a shared event store). Run as many as the load needs, on any hosts; stops on
     SIGTERM or Ctrl-C after the batch it is loading."""
@@ -132,16 +138,37 @@ def worker(as_json: bool) -> None:
         events.close()
         where = _redacted(settings.queue_url)
         raise click.ClickException(f"cannot reach the queue ({where}): {e}") from None
+    if metrics_port is not None:
+        from cadlink.pipeline.loader_metrics import serve_worker_metrics
+        from cadlink.pipeline.stream_loader import StreamLoader
+
+        if not isinstance(loader, StreamLoader):  # a queue is configured (checked above)
+            raise RuntimeError(f"a worker's loader is a StreamLoader, not {loader!r}")
+        try:
+            serve_worker_metrics(loader, metrics_host, metrics_port)
+        except OSError as e:
+            loader.stop()
+            events.close()
+            raise click.ClickException(
+                f"cannot serve metrics on {metrics_host}:{metrics_port}: {e}"
+            ) from None
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     loader.start()
     consumer = getattr(getattr(loader, "reader", None), "consumer", "")
+    metrics = f"http://{metrics_host}:{metrics_port}/metrics" if metrics_port else None
     _emit(
         as_json,
-        {"consumer": consumer, "stream": settings.queue_stream, "events": events.engine},
-        f"loading {settings.queue_stream} into the {events.engine} event store as {consumer}; "
-        "Ctrl-C stops",
+        {
+            "consumer": consumer,
+            "stream": settings.queue_stream,
+            "events": events.engine,
+            "metrics": metrics,
+        },
+        f"loading {settings.queue_stream} into the {events.engine} event store as {consumer}"
+        + (f"; metrics at {metrics}" if metrics else "")
+        + "; Ctrl-C stops",
     )
     sys.stdout.flush()
     stop.wait()

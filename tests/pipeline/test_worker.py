@@ -18,7 +18,7 @@ import pytest
 import redis
 
 from cadlink.ingest.buffer.redis_stream import GROUP
-from server_process import CADLINK, Server, base_env, cli
+from server_process import CADLINK, Server, base_env, cli, free_port
 
 pytestmark = pytest.mark.slow
 
@@ -26,11 +26,11 @@ UA = "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_5) AppleWebKit/605.1.15 (KHTML, 
 
 
 class Worker:
-    def __init__(self, env: dict[str, str], log: Path) -> None:
+    def __init__(self, env: dict[str, str], log: Path, *args: str) -> None:
         self.log = log
         with log.open("ab") as out:
             self.proc = subprocess.Popen(
-                [CADLINK, "worker"], env=env, stdout=out, stderr=subprocess.STDOUT
+                [CADLINK, "worker", *args], env=env, stdout=out, stderr=subprocess.STDOUT
             )
 
     def stop(self, sig: int = signal.SIGTERM) -> int:
@@ -131,7 +131,11 @@ def test_workers_store_every_accepted_event_once_across_a_kill_9(
             doomed.stop(signal.SIGKILL)
             lock.rollback()
         assert _pending(env["CADLINK_QUEUE_URL"], stream) > 0  # what it took is still there
-        workers = [Worker(env, tmp_path / f"worker-{i}.log") for i in (1, 2)]
+        metrics_port = free_port()
+        workers = [
+            Worker(env, tmp_path / "worker-1.log", "--metrics-port", str(metrics_port)),
+            Worker(env, tmp_path / "worker-2.log"),
+        ]
         for w in workers:
             stack.callback(w.stop)
         time.sleep(2.0)
@@ -148,6 +152,17 @@ def test_workers_store_every_accepted_event_once_across_a_kill_9(
         assert distinct == total, "an accepted event was lost"
         assert count == total, f"{count - total} events were stored twice"
         assert _pending(env["CADLINK_QUEUE_URL"], stream) == 0
+        # One worker serves its own metrics: what it stored, and the queue it loads.
+        metrics = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics").text
+        samples = {
+            line.split(" ")[0]: float(line.split(" ")[1])
+            for line in metrics.splitlines()
+            if line and not line.startswith("#")
+        }
+        assert 0 < samples["cadlink_events_stored_total"] <= total
+        assert samples["cadlink_buffer_backlog_entries"] == 0
+        assert samples["cadlink_loader_errors_total"] == 0
+        assert "process_resident_memory_bytes" in samples
         for w in workers:
             assert w.stop() == 0, w.log.read_text()
         logs = "".join(w.log.read_text() for w in workers)

@@ -12,6 +12,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 from starlette.responses import Response
 
+from cadlink.pipeline.loader_metrics import loader_metrics
 from cadlink.services import Services
 
 router = APIRouter(tags=["operations"])
@@ -53,9 +54,6 @@ class CadlinkCollector(Collector):
             dropped.add_metric([reason], n)
         dropped.add_metric(["bot"], self.svc.loader.stats.events_dropped)
         yield dropped
-        stored = CounterMetricFamily("cadlink_events_stored", "Events written to the event store")
-        stored.add_metric([], self.svc.loader.stats.events_stored)
-        yield stored
         depth = GaugeMetricFamily("cadlink_buffer_backlog_bytes", "Bytes buffered, not yet loaded")
         depth.add_metric([], self.svc.backlog.bytes)
         yield depth
@@ -81,37 +79,7 @@ class CadlinkCollector(Collector):
             memory.add_metric([use], n)
         yield memory
         yield from _store_process(self.svc.loader)
-        stats = self.svc.loader.stats
-        for name, doc, value in (
-            ("cadlink_loader_batches", "Loader batches stored", stats.batches),
-            ("cadlink_loader_errors", "Loader batches that failed", stats.errors),
-            (
-                "cadlink_loader_dead_letters",
-                "Buffer records the loader could not load (kept in the dead_letters table)",
-                stats.dead_letters,
-            ),
-            (
-                "cadlink_loader_sessions_rebuilt",
-                "Visitors whose sessions a loader batch rebuilt from their stored events (late "
-                "events, or ties their ids cannot order) instead of merging (DuckDB store)",
-                stats.sessions_rebuilt,
-            ),
-            (
-                "cadlink_loader_batches_widened",
-                "Loader batches that did not fit DuckDB's ingest memory (64MB while only the "
-                "loader works) and were loaded again within CADLINK_DUCKDB_MEMORY_LIMIT: often "
-                "means large events or many late ones (DuckDB store)",
-                stats.batches_widened,
-            ),
-            (
-                "cadlink_store_reattached",
-                "Times the embedded event store attached its DuckDB file anew to release what "
-                "DuckDB keeps per row group (after every million rows written, when no read "
-                "runs)",
-                stats.store_reattached,
-            ),
-        ):
-            yield CounterMetricFamily(name, doc, value=value)
+        yield from loader_metrics(self.svc.loader.stats)
 
 
 def make_registry(svc: Services, http: HttpCounters) -> CollectorRegistry:

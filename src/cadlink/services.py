@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from cadlink.config import Settings
     from cadlink.ingest.enrich.geo import GeoLocator
     from cadlink.ingest.enrich.useragent import UserAgentParser
+    from cadlink.pipeline.enrichment import Enricher
     from cadlink.store.meta.repository import MetaStore
     from cadlink.store_settings import StoreSettings
 
@@ -113,19 +114,27 @@ def open_events_waiting(settings: StoreSettings, wait: float = 15.0) -> EventSto
         time.sleep(0.2)
 
 
+def build_enricher(settings: StoreSettings) -> Enricher:
+    """The loader's enrichment, with the parsers and geo database of this process."""
+    from cadlink.pipeline.enrichment import Enricher
+
+    return Enricher(build_ua_parser(), build_geo(settings), settings.late_event_hours)
+
+
 def build_loader(
     settings: StoreSettings,
     events: EventStore,
     backlog: Backlog,
     on_identities: Callable[[list[Identity]], None] | None = None,
+    *,
+    spool_first: bool = False,
 ) -> LoaderBase:
     """The loader of the buffer in `settings` (the spool in the data dir, or the Redis
     queue), with its parsers (loaded here, once; the loader asks them only about values it
     has not seen before: store/events/staging.py). `on_identities` receives the identified
-    users of each batch (`identity_recorder`)."""
-    from cadlink.pipeline.enrichment import Enricher
-
-    enricher = Enricher(build_ua_parser(), build_geo(settings), settings.late_event_hours)
+    users of each batch (`identity_recorder`). `spool_first` (a server's loader): with a
+    queue configured, first load what the data dir's spool still holds (`drain_spool`)."""
+    enricher = build_enricher(settings)
     options = LoaderOptions(
         batch_bytes=settings.loader_batch_bytes,
         interval=settings.loader_interval_seconds,
@@ -136,6 +145,8 @@ def build_loader(
         from cadlink.ingest.buffer.redis_stream import RedisStreamReader, connect
         from cadlink.pipeline.stream_loader import StreamLoader
 
+        if spool_first:
+            drain_spool(settings, events, enricher, options)
         reader = RedisStreamReader(
             connect(settings.queue_url),
             settings.queue_stream,
@@ -143,6 +154,28 @@ def build_loader(
         )
         return StreamLoader(reader, events, enricher, **options)
     return Loader(SpoolReader(settings.spool_dir), events, enricher, backlog=backlog, **options)
+
+
+def drain_spool(
+    settings: StoreSettings,
+    events: EventStore,
+    enricher: Enricher,
+    options: LoaderOptions | None = None,
+) -> int:
+    """Load what the data dir's spool still holds into `events`; returns events stored.
+
+    A server switched to the Redis queue (`CADLINK_QUEUE_URL`) no longer writes its spool,
+    but events it accepted before may still wait there: they are loaded before anything
+    else, so that moving from embedded to server mode loses none."""
+    reader = SpoolReader(settings.spool_dir)
+    if not reader.segments():
+        return 0
+    stored = Loader(reader, events, enricher, **(options or {})).drain()
+    log.info(
+        "loaded what the spool held before the queue was configured",
+        extra={"events": stored, "spool": str(settings.spool_dir)},
+    )
+    return stored
 
 
 def build_writer(settings: Settings, backlog: Backlog) -> BufferWriter:
@@ -237,6 +270,9 @@ class Services:
             from cadlink.pipeline.stream_loader import QueueLoaders
 
             events = build_events(settings)
+            if SpoolReader(settings.spool_dir).segments():  # accepted before the queue was set
+                options = LoaderOptions(on_identities=identity_recorder(meta))
+                drain_spool(settings, events, build_enricher(settings), options)
             loader = QueueLoaders(connect(settings.queue_url), settings.queue_stream)
         elif store_process:
             from cadlink.pipeline.store_process import StoreProcess
@@ -255,7 +291,9 @@ class Services:
             loader = keeper
         else:
             events = build_events(settings)
-            loader = build_loader(settings, events, backlog, identity_recorder(meta))
+            loader = build_loader(
+                settings, events, backlog, identity_recorder(meta), spool_first=True
+            )
 
         async def load_sites() -> list[SiteInfo]:
             import asyncio

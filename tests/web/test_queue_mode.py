@@ -4,11 +4,14 @@ store process, as it runs in production, or in one process), and says so."""
 from __future__ import annotations
 
 import contextlib
+import time
 from pathlib import Path
 
 import pytest
 import redis
 
+from cadlink.events import Envelope, IncomingEvent, encode_envelope
+from cadlink.ingest.buffer import SpoolWriter
 from cadlink.ingest.buffer.redis_stream import RedisStreamReader, connect
 from cadlink.ingest.enrich.geo import GeoLocator
 from cadlink.ingest.enrich.useragent import UserAgentParser
@@ -131,3 +134,32 @@ def test_servers_hear_what_workers_stored(
         assert app.client.get("/api/health/queue").json()["data"]["eventsStored"] == 4
         assert len(app.stored(4)) == 4
         worker.stop()
+
+
+def _spool_left_behind(data_dir: Path, count: int) -> None:
+    """Records a server accepted into its spool and never loaded (it stopped, then was
+    configured for the queue)."""
+    writer = SpoolWriter(data_dir / "spool", fsync="never")
+    now = int(time.time() * 1000)
+    for i in range(count):
+        event = IncomingEvent(event_type="page_view", timestamp=now, page_path=f"/old/{i}")
+        writer.put(encode_envelope(Envelope(now, "spool-site", 7, "", UA, [event])))
+    writer.close()
+
+
+@pytest.mark.parametrize("events", ["duckdb-one-process", "duckdb-store-process", "postgres"])
+def test_switching_to_the_queue_loads_what_the_spool_still_held(
+    tmp_path: Path, redis_url: tuple[str, str], request: pytest.FixtureRequest, events: str
+) -> None:
+    url, prefix = redis_url
+    data = tmp_path / "data"
+    _spool_left_behind(data, 5)
+    extra = {"events_url": request.getfixturevalue("postgres_url")} if events == "postgres" else {}
+    settings = make_settings(data, queue_url=url, queue_stream=f"{prefix}events", **extra)
+    with contextlib.closing(
+        start_app(settings, store_process=events == "duckdb-store-process")
+    ) as running:
+        app = next(running)
+        wait_for(lambda: app.services.events.count_events("spool-site") >= 5)
+        assert app.services.events.count_events("spool-site") == 5
+        assert not any((data / "spool").glob("*.spool"))  # loaded, then deleted

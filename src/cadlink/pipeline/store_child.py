@@ -151,7 +151,7 @@ def run(
     # Identified users go to the web process, which records them in the metadata store:
     # this process never opens it (nor loads SQLAlchemy: 25 MB).
     outbox = IdentityOutbox()
-    loader = build_loader(settings, store, backlog, outbox.add)
+    loader = build_loader(settings, store, backlog, outbox.add, spool_first=True)
 
     def status(acked: int = 0) -> StoreStatus:
         identities, upto = outbox.take(acked)

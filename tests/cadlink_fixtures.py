@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,7 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
-from cadlink.app import create_app
+from cadlink.app import CadlinkApp, create_app
 from cadlink.auth.passwords import PasswordHasher
 from cadlink.config import Settings
 from cadlink.services import Services
@@ -96,3 +97,37 @@ def start_app(settings: Settings, *, store_process: bool = False) -> Iterator[Ru
 @pytest.fixture
 def running(tmp_path: Path) -> Iterator[Running]:
     yield from start_app(make_settings(tmp_path / "data"))
+
+
+@contextmanager
+def serving(app: CadlinkApp, **options: Any) -> Iterator[int]:
+    """Serve `app` as `cadlink serve` does (its collect protocol), on a free loopback port,
+    from a thread; yields the port."""
+    import socket
+    import threading
+
+    import uvicorn
+
+    from cadlink.web.collect_protocol import collect_protocol
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+    config = uvicorn.Config(
+        app,
+        host="127.0.0.1",
+        port=port,
+        http=collect_protocol(app.collect),
+        log_config=None,
+        access_log=False,
+        **options,
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    wait_for(lambda: server.started, timeout=30)
+    try:
+        yield port
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)

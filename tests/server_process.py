@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -138,3 +139,27 @@ class Server:
         r = httpx.post(self.url + "/api/v1/auth/login", json={"email": email, "password": password})
         assert r.status_code == 200, r.text
         return {"Authorization": "Bearer " + r.json()["data"]["accessToken"]}
+
+
+SENDER_UA = (
+    "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_5) AppleWebKit/605.1.15 (KHTML, like Gecko) "
+    "Version/17.5 Safari/605.1.15"
+)
+
+
+def send_numbered(url: str, site: str, start: int, acked: list[int], stop: threading.Event) -> None:
+    """Post batches of 5 events until `stop`: events without ids (a loader that stored one
+    twice would give it two ids), each with its own page path `/p/<n>` from `start` on;
+    records the numbers of those answered 204 in `acked`."""
+    n = start
+    with httpx.Client(timeout=5, headers={"User-Agent": SENDER_UA}) as client:
+        while not stop.is_set():
+            paths = list(range(n, n + 5))
+            n += 5
+            events = [{"eventType": "page_view", "pagePath": f"/p/{p}"} for p in paths]
+            try:
+                r = client.post(url + "/api/v1/collect", json={"siteId": site, "events": events})
+            except httpx.HTTPError:
+                continue  # the server is gone: nothing in this request was acknowledged
+            if r.status_code == 204:
+                acked.extend(paths)

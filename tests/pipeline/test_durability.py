@@ -13,7 +13,7 @@ import pytest
 import redis
 
 from cadlink.ingest.buffer import SpoolReader
-from server_process import Server, base_env, cli
+from server_process import Server, base_env, cli, send_numbered
 
 pytestmark = pytest.mark.slow
 
@@ -97,23 +97,6 @@ def test_acknowledged_events_survive_kill_9_exactly_once(tmp_path: Path) -> None
     assert max(counts.values()) == 1, "an event was stored twice"
 
 
-def _sender_paths(url: str, site: str, start: int, acked: list[int], stop: threading.Event) -> None:
-    """Events without ids, each with its own page path (an event loaded twice would be
-    stored twice: the store gives it a new id each time)."""
-    n = start
-    with httpx.Client(timeout=5, headers={"User-Agent": UA}) as client:
-        while not stop.is_set():
-            paths = list(range(n, n + 5))
-            n += 5
-            events = [{"eventType": "page_view", "pagePath": f"/p/{p}"} for p in paths]
-            try:
-                r = client.post(url + "/api/v1/collect", json={"siteId": site, "events": events})
-            except httpx.HTTPError:
-                continue
-            if r.status_code == 204:
-                acked.extend(paths)
-
-
 def _entries_read(queue: redis.Redis, stream: str) -> int:
     groups = queue.xinfo_groups(stream) if queue.exists(stream) else []
     return int(groups[0]["entries-read"] or 0) if groups else 0
@@ -145,7 +128,7 @@ def test_kill_9_with_the_redis_queue_loses_nothing_and_stores_nothing_twice(
     stop = threading.Event()
     threads = [
         threading.Thread(
-            target=_sender_paths, args=(server.url, site, i * 10_000_000, acked[i], stop)
+            target=send_numbered, args=(server.url, site, i * 10_000_000, acked[i], stop)
         )
         for i in range(4)
     ]

@@ -18,11 +18,9 @@ import pytest
 import redis
 
 from cadlink.ingest.buffer.redis_stream import GROUP
-from server_process import CADLINK, Server, base_env, cli, free_port
+from server_process import CADLINK, Server, base_env, cli, free_port, send_numbered
 
 pytestmark = pytest.mark.slow
-
-UA = "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_5) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Safari/605.1.15"
 
 
 class Worker:
@@ -69,23 +67,6 @@ def _stored(events_url: str, site: str) -> tuple[int, int]:
     return int(row[0]), int(row[1])
 
 
-def _send(url: str, site: str, start: int, acked: list[int], stop: threading.Event) -> None:
-    """Events without ids (a worker that stored one twice would give it two), each with its
-    own page path; records the numbers of those answered 204."""
-    n = start
-    with httpx.Client(timeout=5, headers={"User-Agent": UA}) as client:
-        while not stop.is_set():
-            paths = list(range(n, n + 5))
-            n += 5
-            events = [{"eventType": "page_view", "pagePath": f"/p/{p}"} for p in paths]
-            try:
-                r = client.post(url + "/api/v1/collect", json={"siteId": site, "events": events})
-            except httpx.HTTPError:
-                continue
-            if r.status_code == 204:
-                acked.extend(paths)
-
-
 def _pending(redis_url: str, stream: str) -> int:
     client = redis.Redis.from_url(redis_url)
     try:
@@ -111,7 +92,9 @@ def test_workers_store_every_accepted_event_once_across_a_kill_9(
         doomed = Worker(env, tmp_path / "worker-0.log")
         stack.callback(doomed.stop)
         senders = [
-            threading.Thread(target=_send, args=(server.url, site, i * 10_000_000, acked[i], stop))
+            threading.Thread(
+                target=send_numbered, args=(server.url, site, i * 10_000_000, acked[i], stop)
+            )
             for i in range(2)
         ]
         for t in senders:

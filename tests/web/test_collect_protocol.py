@@ -23,7 +23,7 @@ from uvicorn.server import ServerState
 from cadlink.app import CadlinkApp, create_app
 from cadlink.services import Services
 from cadlink.web.collect_protocol import collect_protocol
-from cadlink_fixtures import FAST_HASHER, make_settings, wait_for
+from cadlink_fixtures import FAST_HASHER, make_settings, serving, wait_for
 
 ORIGIN = "https://shop.example"
 
@@ -44,12 +44,6 @@ class Live:
         return self.services.events.count_events(site_id or self.site_id)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def live(tmp_path: Path) -> Iterator[Live]:
     # No background refresh of the site map: a site created later is found by a lookup.
@@ -58,25 +52,8 @@ def live(tmp_path: Path) -> Iterator[Live]:
     site = services.meta.create_site("shop.example", "Shop", allowed_origins=[ORIGIN])
     services.refresh_now()
     app = create_app(settings, services)
-    port = _free_port()
-    config = uvicorn.Config(
-        app,
-        host="127.0.0.1",
-        port=port,
-        http=collect_protocol(app.collect),
-        log_config=None,
-        access_log=False,
-        timeout_keep_alive=1,
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    wait_for(lambda: server.started, timeout=30)
-    try:
+    with serving(app, timeout_keep_alive=1) as port:
         yield Live(app, services, port, site.public_id)
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
 
 
 def _in_a_loop_of_its_own(work: Coroutine[Any, Any, None]) -> None:

@@ -12,22 +12,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import uvicorn
 
 from cadlink.app import create_app
 from cadlink.ingest.buffer.redis_stream import RedisStreamWriter, connect
 from cadlink.services import Services
-from cadlink.web.collect_protocol import collect_protocol
-from cadlink_fixtures import FAST_HASHER, make_settings, wait_for
+from cadlink_fixtures import FAST_HASHER, make_settings, serving, wait_for
 
 ORIGIN = "https://shop.example"
 UA = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture
@@ -38,24 +30,8 @@ def live(tmp_path: Path, redis_url: tuple[str, str]) -> Iterator[tuple[Services,
     site = services.meta.create_site("shop.example", "Shop", allowed_origins=[ORIGIN])
     services.refresh_now()
     app = create_app(settings, services)
-    port = _free_port()
-    config = uvicorn.Config(
-        app,
-        host="127.0.0.1",
-        port=port,
-        http=collect_protocol(app.collect),
-        log_config=None,
-        access_log=False,
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    wait_for(lambda: server.started, timeout=30)
-    try:
+    with serving(app) as port:
         yield services, port, site.public_id
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
 
 
 def _post(port: int, site: str, path: str) -> bytes:

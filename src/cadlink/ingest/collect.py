@@ -214,8 +214,29 @@ class CollectHandler:
         to the ASGI handler, which looks the site up)."""
         origin_b = headers.get(b"origin")
         origin = origin_b.decode("latin-1") if origin_b is not None else None
-        if self.defers:
-            return self._answer_deferred(path, headers, peer, body, origin)
+        if not self.defers:
+            return self._answer_post(path, headers, peer, body, origin)
+        # The records are deferred: the answer is good only once `flush_deferred` has
+        # stored them (the caller writes it after that).
+        accepted = self.metrics.events_accepted
+        self._put = self.buffer.defer
+        try:
+            return self._answer_post(path, headers, peer, body, origin)
+        finally:
+            self._put = self.buffer.put
+            stored = self.metrics.events_accepted - accepted
+            if stored:
+                self.deferred_requests += 1
+                self._deferred_events += stored
+
+    def _answer_post(
+        self,
+        path: str,
+        headers: dict[bytes, bytes],
+        peer: tuple[str, int] | None,
+        body: bytes,
+        origin: str | None,
+    ) -> Answer | None:
         try:
             ip = self._admit(headers, peer)
             try:
@@ -226,36 +247,6 @@ class CollectHandler:
         except Rejection as r:
             self.metrics.reject(r.code)
             return _rejected(r, origin)
-
-    def _answer_deferred(
-        self,
-        path: str,
-        headers: dict[bytes, bytes],
-        peer: tuple[str, int] | None,
-        body: bytes,
-        origin: str | None,
-    ) -> Answer | None:
-        """`answer_post` with the records deferred: the answer is good only once
-        `flush_deferred` has stored them (the caller writes it after that)."""
-        accepted = self.metrics.events_accepted
-        self._put = self.buffer.defer
-        try:
-            ip = self._admit(headers, peer)
-            try:
-                answer = self._answer(path, ip, headers, body, origin)
-            except _SiteMiss:
-                self.limiter.refund(ip)
-                return None
-        except Rejection as r:
-            self.metrics.reject(r.code)
-            return _rejected(r, origin)
-        finally:
-            self._put = self.buffer.put
-            stored = self.metrics.events_accepted - accepted
-            if stored:
-                self.deferred_requests += 1
-                self._deferred_events += stored
-        return answer
 
     def flush_deferred(self) -> Rejection | None:
         """Store the records the fast path deferred since the last call: None when they

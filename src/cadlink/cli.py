@@ -139,8 +139,8 @@ def worker(metrics_port: int | None, metrics_host: str, as_json: bool) -> None:
         where = _redacted(settings.queue_url)
         raise click.ClickException(f"cannot reach the queue ({where}): {e}") from None
     if metrics_port is not None:
-        from cadlink.pipeline.loader_metrics import serve_worker_metrics
         from cadlink.pipeline.stream_loader import StreamLoader
+        from cadlink.pipeline.worker_metrics import serve_worker_metrics
 
         if not isinstance(loader, StreamLoader):  # a queue is configured (checked above)
             raise RuntimeError(f"a worker's loader is a StreamLoader, not {loader!r}")

@@ -4,6 +4,8 @@ store process, as it runs in production, or in one process), and says so."""
 from __future__ import annotations
 
 import contextlib
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -18,6 +20,7 @@ from cadlink.ingest.enrich.useragent import UserAgentParser
 from cadlink.pipeline.enrichment import Enricher
 from cadlink.pipeline.stream_loader import StreamLoader
 from cadlink_fixtures import make_settings, start_app, wait_for
+from server_process import Server, base_env
 
 UA = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"
 
@@ -163,3 +166,31 @@ def test_switching_to_the_queue_loads_what_the_spool_still_held(
         wait_for(lambda: app.services.events.count_events("spool-site") >= 5)
         assert app.services.events.count_events("spool-site") == 5
         assert not any((data / "spool").glob("*.spool"))  # loaded, then deleted
+
+
+def test_embedded_mode_does_not_load_the_queue_client(tmp_path: Path) -> None:
+    """redis-py and hiredis are 8 MB of a web process whose memory is measured: only a
+    server with a queue configured loads them."""
+    server = Server(tmp_path / "data", base_env(tmp_path / "data"))
+    server.start()
+    try:
+        assert server.proc is not None
+        with open(f"/proc/{server.proc.pid}/maps") as maps:
+            mapped = maps.read()
+        assert "hiredis" not in mapped
+        assert "site-packages/redis" not in mapped  # (pure Python: checked below too)
+        out = subprocess.run(
+            [sys.executable, "-c", _IMPORTS], capture_output=True, text=True, check=True
+        )
+        assert out.stdout.split() == ["False", "False"], out.stderr
+    finally:
+        server.stop()
+
+
+# What `cadlink serve` imports to build its app (embedded mode).
+_IMPORTS = """
+import sys
+import cadlink.app, cadlink.cli, cadlink.services, cadlink.web.metrics
+import cadlink.web.routes_health, cadlink.web.collect_protocol
+print("redis" in sys.modules, "hiredis" in sys.modules)
+"""

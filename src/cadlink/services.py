@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from cadlink.auth.passwords import PasswordHasher
     from cadlink.auth.service import AuthService
     from cadlink.config import Settings
+    from cadlink.ingest.buffer.redis_stream import RedisStreamReader
     from cadlink.ingest.enrich.geo import GeoLocator
     from cadlink.ingest.enrich.useragent import UserAgentParser
     from cadlink.pipeline.enrichment import Enricher
@@ -152,8 +153,28 @@ def build_loader(
             settings.queue_stream,
             claim_idle_ms=int(settings.queue_claim_idle_seconds * 1000),
         )
+        if events.engine == "duckdb":
+            _warn_if_shared(reader)
         return StreamLoader(reader, events, enricher, **options)
     return Loader(SpoolReader(settings.spool_dir), events, enricher, backlog=backlog, **options)
+
+
+def _warn_if_shared(reader: RedisStreamReader) -> None:
+    """A server loading the queue into its own DuckDB file should be its only loader: with
+    another, each stores part of the events (docs/deployment.md)."""
+    import redis
+
+    try:
+        others = reader.others()
+    except redis.RedisError:
+        return  # the loader says so itself once it tries to read
+    if others:
+        log.warning(
+            "another loader reads this queue while this server loads it into its own DuckDB "
+            "file: the events will be split between their stores; several servers need a "
+            "shared event store (CADLINK_EVENTS_URL=postgresql://…)",
+            extra={"others": others, "stream": reader.stream},
+        )
 
 
 def drain_spool(

@@ -184,3 +184,13 @@ def test_markers_name_their_entry() -> None:
     assert marker_entry("s:events", key) == b"1700000000000-3"
     assert marker_entry("other", key) is None
     assert marker_entry("s:events", "00000001-1-000001.spool") is None
+
+
+def test_others_names_the_live_loaders(queue: tuple[redis.Redis, str]) -> None:
+    writer = _writer(queue)
+    writer.put(b"{}\n")
+    me = _reader(queue, "me")
+    assert me.others() == []
+    _reader(queue, "other").read(1 << 20)  # took an entry just now: alive
+    assert me.others() == ["other"]
+    assert _reader(queue, "patient", idle_ms=0).others() == []  # idle 0: nobody counts alive

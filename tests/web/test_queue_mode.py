@@ -4,6 +4,7 @@ store process, as it runs in production, or in one process), and says so."""
 from __future__ import annotations
 
 import contextlib
+import logging
 import subprocess
 import sys
 import time
@@ -13,12 +14,13 @@ import pytest
 import redis
 
 from cadlink.events import Envelope, IncomingEvent, encode_envelope
-from cadlink.ingest.buffer import SpoolWriter
+from cadlink.ingest.buffer import Backlog, SpoolWriter
 from cadlink.ingest.buffer.redis_stream import RedisStreamReader, connect
 from cadlink.ingest.enrich.geo import GeoLocator
 from cadlink.ingest.enrich.useragent import UserAgentParser
 from cadlink.pipeline.enrichment import Enricher
 from cadlink.pipeline.stream_loader import StreamLoader
+from cadlink.services import build_events, build_loader
 from cadlink_fixtures import make_settings, start_app, wait_for
 from server_process import Server, base_env
 
@@ -194,3 +196,24 @@ import cadlink.app, cadlink.cli, cadlink.services, cadlink.web.metrics
 import cadlink.web.routes_health, cadlink.web.collect_protocol
 print("redis" in sys.modules, "hiredis" in sys.modules)
 """
+
+
+def test_a_duckdb_server_warns_when_another_loader_shares_its_queue(
+    tmp_path: Path, redis_url: tuple[str, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    url, prefix = redis_url
+    stream = f"{prefix}events"
+    settings = make_settings(tmp_path / "data", queue_url=url, queue_stream=stream)
+    events = build_events(settings)
+    try:
+        with caplog.at_level(logging.WARNING):
+            build_loader(settings, events, Backlog()).stop()
+        assert "split between their stores" not in caplog.text  # alone: nothing to say
+        other = RedisStreamReader(connect(url), stream, consumer="elsewhere")
+        other.read(1 << 20)  # a loader on another host, alive
+        with caplog.at_level(logging.WARNING):
+            build_loader(settings, events, Backlog()).stop()
+        assert "split between their stores" in caplog.text
+        other.close()
+    finally:
+        events.close()

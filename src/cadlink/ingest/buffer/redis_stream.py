@@ -363,6 +363,15 @@ class RedisStreamReader:
         """Tell the servers (their live dashboards) that `stored` events were stored."""
         self.client.publish(loaded_channel(self.stream), str(stored))
 
+    def others(self) -> list[str]:
+        """The other loaders that took entries within the claim idle time (alive)."""
+        self.ensure_group()
+        return [
+            _name(info)
+            for info in self.client.xinfo_consumers(self.stream, GROUP)
+            if _name(info) != self.consumer and info["idle"] < self.claim_idle_ms
+        ]
+
     def leave(self) -> None:
         """Leave the group when nothing is pending to this loader (what is stays, for
         another loader to claim)."""

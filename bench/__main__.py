@@ -13,6 +13,7 @@ BENCHMARKS: dict[str, str] = {
     "ingest": "bench.ingest_cli",  # collect API under load vs bare ASGI (~2.5 min)
     "query": "bench.query",  # dashboard reports on N demo events vs hand-written SQL
     "render": "bench.dashboard_render",  # overview in Chromium vs pre-loaded API answers
+    "queue": "bench.queue",  # Redis queue -> PostgreSQL by workers vs a spool loader (~1 min)
 }
 
 

@@ -79,6 +79,43 @@ class LoaderOptions(TypedDict, total=False):
     settle_after: float
 
 
+class Failures:
+    """The log of a run of failed batches: the first with its traceback, then a line a minute
+    while they go on (a store or queue down for an hour must not write thousands of
+    tracebacks), and one when loading works again."""
+
+    EVERY = 60.0
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._since = 0.0
+        self._logged = 0.0
+
+    def failed(self, error: Exception) -> None:
+        now = time.monotonic()
+        self.count += 1
+        if self.count == 1:
+            self._since = self._logged = now
+            log.exception("loader batch failed; retrying")
+        elif now - self._logged >= self.EVERY:
+            self._logged = now
+            log.error(
+                "loader batches still failing (%d in %.0f s; retrying): %s",
+                self.count,
+                now - self._since,
+                error,
+            )
+
+    def recovered(self) -> None:
+        if self.count:
+            log.warning(
+                "loading works again after %d failed batches in %.0f s",
+                self.count,
+                time.monotonic() - self._since,
+            )
+            self.count = 0
+
+
 class LoaderBase:
     """What every loader shares: enrichment, stats, pacing, settling, the thread. A
     subclass reads its buffer in `run_once` and says what stopping leaves (`_finish`)."""
@@ -241,21 +278,25 @@ class LoaderBase:
         self._thread.start()
 
     def _run(self) -> None:
+        failing = Failures()
         while not self._stop.is_set():
             try:
                 started = time.monotonic()
                 if self.run_once() < 0:
                     self.idle()
+                    failing.recovered()
                     self._stop.wait(self.interval)
-                elif not self.last_batch_full:
+                    continue
+                failing.recovered()
+                if not self.last_batch_full:
                     took = time.monotonic() - started
                     # Pace only a steady stream: after a burst that has ended, the next event
                     # is stored within an interval, however long the burst's batch took.
                     period = self.period(took) if self.arrived_meanwhile else self.interval
                     self._stop.wait(max(0.0, period - took))
-            except Exception:
+            except Exception as e:
                 self.stats.errors += 1
-                log.exception("loader batch failed; retrying")
+                failing.failed(e)
                 self._stop.wait(min(5.0, self.interval * 4))
 
     def period(self, took: float) -> float:

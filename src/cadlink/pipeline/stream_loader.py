@@ -181,16 +181,22 @@ class QueueLoaders:
         self._thread.start()
 
     def _listen(self) -> None:
+        deaf = False  # said so once per outage, not every second of it
         while not self._stop.is_set():
             try:
                 with self.client.pubsub(ignore_subscribe_messages=True) as pubsub:
                     pubsub.subscribe(self.channel)
+                    if deaf:
+                        log.warning("hearing the queue's loaders again")
+                        deaf = False
                     while not self._stop.is_set():
                         message = pubsub.get_message(timeout=0.5)
                         if message is not None:
                             self._heard(int(message["data"]))
             except (redis.RedisError, ValueError) as e:
-                log.warning("not hearing the queue's loaders (%s); trying again", e)
+                if not deaf:
+                    log.warning("not hearing the queue's loaders (%s); trying again", e)
+                    deaf = True
                 self._stop.wait(1.0)
 
     def _heard(self, stored: int) -> None:

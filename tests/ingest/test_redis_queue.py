@@ -194,3 +194,36 @@ def test_others_names_the_live_loaders(queue: tuple[redis.Redis, str]) -> None:
     _reader(queue, "other").read(1 << 20)  # took an entry just now: alive
     assert me.others() == ["other"]
     assert _reader(queue, "patient", idle_ms=0).others() == []  # idle 0: nobody counts alive
+
+
+def test_deferred_records_are_stored_by_one_flush_in_order(
+    queue: tuple[redis.Redis, str],
+) -> None:
+    client, stream = queue
+    writer = _writer(queue)
+    records = _records(5, size=600)
+    for r in records:
+        writer.defer(bytearray(r))  # the collect endpoint reuses its buffer: copied
+    assert client.xlen(stream) == 0  # kept until the flush
+    writer.flush()
+    assert [e[1] for e in client.xrange(stream)] == [{b"r": r} for r in records]
+    assert writer.depth() == {"envelopes": 5}
+    writer.flush()  # nothing kept: nothing sent
+    assert client.xlen(stream) == 5
+
+
+def test_a_flush_refused_by_redis_fails_whole_and_the_next_one_works(
+    queue: tuple[redis.Redis, str],
+) -> None:
+    client, stream = queue
+    writer = _writer(queue)
+    client.set(stream, "not a stream")  # every XADD now answers WRONGTYPE
+    for r in _records(3):
+        writer.defer(r)
+    with pytest.raises(BufferFull, match="WRONGTYPE"):
+        writer.flush()
+    client.delete(stream)
+    writer._down_until = 0.0  # (the depth thread would clear it within half a second)
+    writer.defer(b'{"after":1}\n')
+    writer.flush()  # on a fresh connection: the failed one's unread replies are gone
+    assert [e[1] for e in client.xrange(stream)] == [{b"r": b'{"after":1}\n'}]

@@ -93,6 +93,14 @@ class RedisStreamWriter:
         self._error = ""
         self._down_until = 0.0
         self._pending: list[bytes] = []  # deferred records (`defer`), stored by `flush`
+        name = stream.encode()
+        # `XADD <stream> * r`, before each record's length and bytes (RESP: an array of 5).
+        self._xadd_head = b"*5\r\n$4\r\nXADD\r\n$%d\r\n%s\r\n$1\r\n*\r\n$%d\r\n%s\r\n" % (
+            len(name),
+            name,
+            len(FIELD),
+            FIELD,
+        )
         self._stop = threading.Event()
         self._refresh_length()
         self._thread = threading.Thread(
@@ -127,18 +135,37 @@ class RedisStreamWriter:
         self._pending.append(bytes(record))
 
     def flush(self) -> None:
-        """`XADD` what `defer` kept, in one pipeline: one round trip for a turn's requests."""
+        """`XADD` what `defer` kept, in one round trip for a turn's requests."""
         pending, self._pending = self._pending, []
         if not pending:
             return
         try:
-            pipe = self.client.pipeline(transaction=False)
-            for record in pending:
-                pipe.xadd(self.stream, {FIELD: record})
-            pipe.execute()
+            self._xadd_all(pending)
         except redis.RedisError as e:
             raise self._failed(e) from None
         self._length += len(pending)
+
+    def _xadd_all(self, records: list[bytes]) -> None:
+        """One `XADD` per record, written as one packet of the protocol's own encoding, then
+        their replies read. redis-py's pipeline spends about 5 µs a command in Python building
+        and parsing them, on the event loop (8.5 against 3.4 µs a record, measured: 32
+        records of 660 bytes a round trip). An error reply raises; the connection is then
+        dropped, as its other replies are still unread."""
+        pool = self.client.connection_pool
+        conn: Any = pool.get_connection()  # (redis-py's connection methods are not typed)
+        try:
+            head = self._xadd_head
+            conn.send_packed_command(
+                [b"".join(head + b"$%d\r\n" % len(r) + r + b"\r\n" for r in records)],
+                check_health=False,
+            )
+            for _ in records:
+                conn.read_response()
+        except BaseException:
+            conn.disconnect()
+            raise
+        finally:
+            pool.release(conn)
 
     def _refresh_length(self) -> None:
         try:

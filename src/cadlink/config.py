@@ -62,7 +62,10 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(262_144, description="Largest collect request body (413 above it).")
     max_batch_events: int = Field(100, description="Most events accepted in one request.")
     rate_limit_per_minute: int = Field(
-        1200, description="Collect requests per client IP per minute (429 above it); 0 disables."
+        1200,
+        description="Collect requests per client IP per minute (429 above it); 0 disables. "
+        "Counted by each server process: behind a load balancer spreading a client over N "
+        "servers, it may send N times this.",
     )
     rate_limit_burst: int = Field(200, description="Requests a client IP may send at once.")
     site_refresh_seconds: float = Field(

@@ -4,6 +4,7 @@ twice."""
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import threading
@@ -117,7 +118,7 @@ def test_workers_store_every_accepted_event_once_across_a_kill_9(
         metrics_port = free_port()
         workers = [
             Worker(env, tmp_path / "worker-1.log", "--metrics-port", str(metrics_port)),
-            Worker(env, tmp_path / "worker-2.log"),
+            Worker(env, tmp_path / "worker-2.log", "--json"),
         ]
         for w in workers:
             stack.callback(w.stop)
@@ -148,6 +149,10 @@ def test_workers_store_every_accepted_event_once_across_a_kill_9(
         assert "process_resident_memory_bytes" in samples
         for w in workers:
             assert w.stop() == 0, w.log.read_text()
+        lines = [json.loads(line) for line in workers[1].log.read_text().splitlines()]
+        start = next(line for line in lines if "consumer" in line)  # --json: its start line
+        assert start["stream"] == stream and start["events"] == "postgresql"
+        assert start["consumer"] and start["metrics"] is None
         logs = "".join(w.log.read_text() for w in workers)
         assert "claimed" in logs  # the killed worker's entries were taken over
 

@@ -207,20 +207,20 @@ def test_a_slow_load_keeps_its_entries(
     """A load that outlasts the claim idle time (the store waits for a lock, say) is not a
     dead loader's: nobody else takes its entries meanwhile, so nothing is stored twice."""
     _fill(queue, 6)
-    slow = _loader(queue, store, enricher, "slow", claim_idle_ms=300)
+    slow = _loader(queue, store, enricher, "slow", claim_idle_ms=1000)
     load = store.load
     loading = threading.Event()
 
     def sluggish(*args: Any, **kwargs: Any) -> Any:
         loading.set()
-        time.sleep(1.5)  # five claim idle times
+        time.sleep(3.0)  # three claim idle times (a second each: room for a busy machine)
         return load(*args, **kwargs)
 
     store.load = sluggish  # type: ignore[method-assign]
     worker = threading.Thread(target=slow.run_once)
     worker.start()
     assert loading.wait(10)
-    other = _loader(queue, store, enricher, "other", claim_idle_ms=300)
+    other = _loader(queue, store, enricher, "other", claim_idle_ms=1000)
     claimed = 0
     while worker.is_alive():
         claimed += other.reader.read(1 << 20).records

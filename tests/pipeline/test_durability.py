@@ -116,7 +116,7 @@ def test_kill_9_with_the_redis_queue_loses_nothing_and_stores_nothing_twice(
         data,
         CADLINK_QUEUE_URL=url,
         CADLINK_QUEUE_STREAM=stream,
-        CADLINK_QUEUE_CLAIM_IDLE_SECONDS="1",
+        CADLINK_QUEUE_CLAIM_IDLE_SECONDS="2",  # live workers touch theirs every 0.5 s
         # Small batches back to back behind a backlog: the loader holds entries it took
         # and has not acknowledged most of the time, so the kill most likely finds some.
         CADLINK_LOADER_BATCH_BYTES="20000",

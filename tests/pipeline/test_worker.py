@@ -53,7 +53,7 @@ def server_mode(
             CADLINK_EVENTS_URL=events,
             CADLINK_QUEUE_URL=url,
             CADLINK_QUEUE_STREAM=f"{prefix}events",
-            CADLINK_QUEUE_CLAIM_IDLE_SECONDS="1",
+            CADLINK_QUEUE_CLAIM_IDLE_SECONDS="2",  # live workers touch theirs every 0.5 s
             CADLINK_LOADER_INTERVAL_SECONDS="0.05",
         )
 

@@ -10,6 +10,7 @@ import difflib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
+from urllib.parse import parse_qs, urlsplit
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -176,6 +177,22 @@ class Settings(BaseSettings):
             raise ValueError(
                 "CADLINK_DATA_DIR is empty: unset it for ./cadlink-data, or name a directory"
             )
+        return value
+
+    @field_validator("queue_url")
+    @classmethod
+    def _queue_is_redis(cls, value: str) -> str:
+        if not value:
+            return value
+        if not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError(
+                "CADLINK_QUEUE_URL must be a Redis URL (redis://, rediss:// or unix://), or "
+                "unset for the embedded spool"
+            )
+        protocol = parse_qs(urlsplit(value).query).get("protocol")
+        if protocol and protocol != ["2"]:
+            # The queue's replies are read in RESP2's shapes (ingest/buffer/redis_stream.py).
+            raise ValueError("CADLINK_QUEUE_URL: leave `protocol` unset (RESP3 is not supported)")
         return value
 
     @model_validator(mode="after")

@@ -155,3 +155,19 @@ def test_demo_for_a_given_site(tmp_path: Path) -> None:
     )
     assert missing.returncode != 0
     assert "no site" in missing.stderr
+
+
+@pytest.mark.parametrize(
+    ("url", "says"),
+    [
+        ("amqp://guest@127.0.0.1/", "must be a Redis URL"),
+        ("redis://127.0.0.1:6379/0?protocol=3", "RESP3 is not supported"),
+    ],
+)
+def test_a_queue_url_that_cannot_work_stops_the_command(
+    tmp_path: Path, url: str, says: str
+) -> None:
+    env = base_env(tmp_path / "d", CADLINK_QUEUE_URL=url)
+    out = subprocess.run([CADLINK, "worker"], env=env, capture_output=True, text=True)
+    assert out.returncode != 0
+    assert "CADLINK_QUEUE_URL" in out.stderr and says in out.stderr

@@ -74,7 +74,7 @@ class RedisStreamWriter:
 
     The stream's length is read every `refresh` seconds by a thread, not per request. The
     collect fast path `defer`s its records and `flush`es them once per turn of the event
-    loop (web/collect_protocol.py `Answers`): one pipelined round trip for up to 64
+    loop (web/collect_protocol.py `Answers`): one round trip for up to 64
     requests, before any of their answers is written; `put` (the ASGI path) is one `XADD`.
     After a failed round trip the writer answers 503 at once for `DOWN_FOR` seconds, or
     until the thread reaches Redis again, instead of every request waiting for a connection

@@ -186,6 +186,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--events", type=int, default=200_000, help="events per measurement")
     parser.add_argument("--no-write", action="store_true", help="do not update benchmarks.md")
     args = parser.parse_args(argv)
+    missing = _unreachable()
+    if missing:
+        print(
+            f"queue: skipped: {missing} (set CADLINK_BENCH_POSTGRES_URL, CADLINK_BENCH_REDIS_URL)"
+        )
+        return
     records = _records(args.events)
     size = sum(map(len, records))
     print(f"queue: {args.events:,} events in {len(records):,} records ({size / 1e6:.0f} MB)")
@@ -217,6 +223,23 @@ def main(argv: list[str] | None = None) -> None:
     print(text)
     if not args.no_write:
         write_section("queue", INTRO, text)
+
+
+def _unreachable() -> str:
+    """What this benchmark needs and cannot reach ("" when both answer)."""
+    try:
+        with psycopg.connect(ADMIN_URL, connect_timeout=3):
+            pass
+    except psycopg.Error as e:
+        return f"PostgreSQL at {ADMIN_URL} is not reachable ({e})".strip()
+    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=3)
+    try:
+        client.ping()
+    except redis.RedisError as e:
+        return f"Redis at {REDIS_URL} is not reachable ({e})"
+    finally:
+        client.close()
+    return ""
 
 
 def _servers() -> str:

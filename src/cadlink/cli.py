@@ -129,6 +129,14 @@ def worker(metrics_port: int | None, metrics_host: str, as_json: bool) -> None:
             "(CADLINK_EVENTS_URL=postgresql://…)"
         )
     configure_logging(settings.log_level)
+    if settings.database_url.startswith("sqlite"):
+        # Legitimate beside a server on the same host (one SQLite file); elsewhere the CRM's
+        # identified users would go to a file no server reads.
+        click.echo(
+            f"warning: identified users go to {settings.database_url}: on a host without the "
+            "servers, set CADLINK_DATABASE_URL to their metadata database (postgresql://…)",
+            err=True,
+        )
     meta = build_meta(settings)
     events = build_events(settings)
     loader = build_loader(settings, events, Backlog(), identity_recorder(meta))

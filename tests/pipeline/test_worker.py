@@ -165,3 +165,24 @@ def test_the_worker_refuses_what_it_cannot_do(tmp_path: Path, redis_url: tuple[s
     duck = base_env(tmp_path / "data", CADLINK_QUEUE_URL=redis_url[0])
     out = subprocess.run([CADLINK, "worker"], env=duck, capture_output=True, text=True)
     assert out.returncode != 0 and "DuckDB" in out.stderr and "postgresql://" in out.stderr
+
+
+def test_a_worker_on_local_metadata_says_where_identified_users_go(
+    tmp_path: Path, redis_url: tuple[str, str], postgres_url: str
+) -> None:
+    url, prefix = redis_url
+    env = base_env(
+        tmp_path / "data",
+        CADLINK_EVENTS_URL=postgres_url,
+        CADLINK_QUEUE_URL=url,
+        CADLINK_QUEUE_STREAM=f"{prefix}events",
+    )
+    worker = Worker(env, tmp_path / "worker.log", "--json")
+    deadline = time.monotonic() + 60
+    while '"consumer"' not in worker.log.read_text():
+        assert worker.proc.poll() is None and time.monotonic() < deadline, worker.log.read_text()
+        time.sleep(0.1)
+    assert worker.stop() == 0
+    log = worker.log.read_text()
+    assert "warning: identified users go to sqlite:///" in log
+    assert "CADLINK_DATABASE_URL" in log

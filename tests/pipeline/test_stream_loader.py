@@ -22,6 +22,7 @@ from cadlink.ingest.buffer.redis_stream import (
 )
 from cadlink.ingest.enrich.geo import GeoLocator
 from cadlink.ingest.enrich.useragent import UserAgentParser
+from cadlink.pipeline import stream_loader
 from cadlink.pipeline.enrichment import Enricher
 from cadlink.pipeline.stream_loader import StreamLoader
 from cadlink.store.events import EventStore, open_event_store
@@ -122,7 +123,9 @@ def test_entries_whose_ack_was_lost_are_not_stored_again(
     assert heir.drain() == 0
     assert store.count_events() == 40 and _bot_drops(store) == 4
     assert heir.reader.unloaded() == 0
-    assert _markers(store, queue[1]) == []
+    # The heir claimed them: their markers stay (for a day) in case the loader they were
+    # taken from was only frozen and resumes.
+    assert len(_markers(store, queue[1])) == 22
 
 
 def test_the_loader_itself_retries_what_it_could_not_acknowledge(
@@ -186,10 +189,14 @@ def test_an_entry_that_cannot_be_loaded_becomes_a_dead_letter(
 
 
 def test_markers_of_acknowledged_entries_are_forgotten_at_start(
-    queue: tuple[str, str], store: EventStore, enricher: Enricher
+    queue: tuple[str, str],
+    store: EventStore,
+    enricher: Enricher,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A loader stopped between the acknowledgement and forgetting the markers: the next one
-    forgets them (the spool's positions, if any, are left alone)."""
+    forgets them once they are older than the markers' retention (the spool's positions, if
+    any, are left alone)."""
     _fill(queue, 3)
     first = _loader(queue, store, enricher, "a")
     forget = store.forget_positions
@@ -198,6 +205,9 @@ def test_markers_of_acknowledged_entries_are_forgotten_at_start(
     assert len(_markers(store, queue[1])) == 3
     store.forget_positions = forget  # type: ignore[method-assign]
     _loader(queue, store, enricher, "b")
+    assert len(_markers(store, queue[1])) == 3  # younger than a day: kept
+    monkeypatch.setattr(stream_loader, "KEEP_MARKERS_MS", 0)
+    _loader(queue, store, enricher, "c")
     assert _markers(store, queue[1]) == []
 
 
@@ -230,3 +240,72 @@ def test_a_slow_load_keeps_its_entries(
     store.load = load  # type: ignore[method-assign]
     assert other.drain() == 0
     assert store.count_events() == 12
+
+
+class _Gate:
+    """Holds a chosen loader's thread inside `store.load` until told to go on."""
+
+    def __init__(self, store: EventStore) -> None:
+        self.load = store.load
+        self.held: dict[str, tuple[threading.Event, threading.Event]] = {}
+        store.load = self  # type: ignore[method-assign]
+
+    def hold(self, thread_name: str) -> tuple[threading.Event, threading.Event]:
+        entered, go = threading.Event(), threading.Event()
+        self.held[thread_name] = (entered, go)
+        return entered, go
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        gate = self.held.get(threading.current_thread().name)
+        if gate is not None:
+            gate[0].set()
+            assert gate[1].wait(30)
+        return self.load(*args, **kwargs)
+
+
+def test_a_loader_thought_dead_that_resumes_stores_nothing_twice(
+    queue: tuple[str, str], store: EventStore, enricher: Enricher
+) -> None:
+    """A loader frozen with a batch in hand (a paused machine) is taken for dead; another
+    claims its entries and stores them. When the first resumes and stores what it held, the
+    store refuses: the claimer's markers are there (`AlreadyStored`)."""
+    _fill(queue, 10, bots=1)
+    gate = _Gate(store)
+    frozen = _loader(queue, store, enricher, "frozen")
+    entered, go = gate.hold("frozen")
+    thread = threading.Thread(target=frozen.run_once, name="frozen")
+    thread.start()
+    assert entered.wait(10)  # it took the entries and is about to store them
+    heir = _loader(queue, store, enricher, "heir", claim_idle_ms=0)  # idle 0: it is "dead"
+    assert heir.drain() == 20
+    go.set()  # it resumes
+    thread.join(timeout=30)
+    assert store.count_events() == 20 and _bot_drops(store) == 2
+    assert heir.reader.unloaded() == 0
+
+
+def test_a_claimed_batch_stored_second_is_not_stored_again(
+    queue: tuple[str, str], store: EventStore, enricher: Enricher
+) -> None:
+    """The other order: the loader taken for dead stores its batch first, while the claimer
+    holds the same entries. It no longer owns them, so it keeps their markers, and the
+    claimer's store is refused."""
+    _fill(queue, 10, bots=1)
+    gate = _Gate(store)
+    slow = _loader(queue, store, enricher, "slow")
+    slow_in, slow_go = gate.hold("slow")
+    heir = _loader(queue, store, enricher, "heir", claim_idle_ms=0)
+    heir_in, heir_go = gate.hold("heir")
+    first = threading.Thread(target=slow.run_once, name="slow")
+    first.start()
+    assert slow_in.wait(10)
+    second = threading.Thread(target=heir.run_once, name="heir")
+    second.start()
+    assert heir_in.wait(10)  # the heir claimed the entries and is about to store them
+    slow_go.set()
+    first.join(timeout=30)  # the slow one stored them, then found them claimed
+    assert store.count_events() == 20
+    heir_go.set()
+    second.join(timeout=30)
+    assert store.count_events() == 20 and _bot_drops(store) == 2
+    assert heir.reader.unloaded() == 0

@@ -25,7 +25,7 @@ import msgspec
 from cadlink.events import Envelope, decode_envelope, encode_envelope
 from cadlink.ingest.buffer import Backlog, ReadBatch, SpoolReader
 from cadlink.ingest.buffer.spool import SUFFIX as SPOOL_SUFFIX
-from cadlink.store.events.base import EventStore, Loaded, StoreBatch
+from cadlink.store.events.base import AlreadyStored, EventStore, Loaded, StoreBatch
 from cadlink.store.events.staged import Identity, Lookups
 
 if TYPE_CHECKING:
@@ -167,8 +167,8 @@ class LoaderBase:
         busy = self.arrived_meanwhile  # records arrived while the last batch was loaded
         try:
             return self._record(self.store.load(data, positions, staging, busy=busy))
-        except MemoryError:
-            raise  # run_once retries with a smaller batch
+        except (MemoryError, AlreadyStored):
+            raise  # run_once retries with a smaller batch; the queue's loader skips them
         except Exception:
             good, rejected = _split_bad(reread(), staging.lookups)
             if not rejected:

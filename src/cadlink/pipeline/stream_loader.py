@@ -23,17 +23,22 @@ import redis
 from cadlink.ingest.buffer.redis_stream import (
     RedisStreamReader,
     StreamBatch,
+    entry_order,
     loaded_channel,
     marker,
     marker_entry,
 )
 from cadlink.pipeline.loader import LoaderBase, LoaderOptions, LoaderStats
-from cadlink.store.events.base import EventStore
+from cadlink.store.events.base import ONCE, AlreadyStored, EventStore
 
 if TYPE_CHECKING:
     from cadlink.pipeline.enrichment import Enricher
 
 log = logging.getLogger(__name__)
+
+# How long the markers of a claimed batch outlive its acknowledgement: the loader it was
+# claimed from (frozen, not dead) may resume and try to store it within this time.
+KEEP_MARKERS_MS = 24 * 3600 * 1000
 
 
 class StreamLoader(LoaderBase):
@@ -47,6 +52,7 @@ class StreamLoader(LoaderBase):
         super().__init__(store, enricher, **options)
         self.reader = reader
         self._tidied = False
+        self._markers_checked = 0.0
         try:
             self._tidy()
         except redis.RedisError as e:  # Redis is down: the first batch that reaches it tidies
@@ -56,24 +62,35 @@ class StreamLoader(LoaderBase):
         """Once, before the first batch: forget what loaders that stopped left behind."""
         if self._tidied:
             return
-        self._forget_acknowledged()
+        self._forget_old_markers()
         for name in self.reader.forget_idle_consumers():
             log.info("removed queue consumer %s (gone, nothing pending)", name)
         self._tidied = True
 
-    def _forget_acknowledged(self) -> None:
-        """Forget the markers of entries no longer in the stream: a loader acknowledged them
-        and stopped before it forgot their markers."""
+    def _forget_old_markers(self) -> None:
+        """Forget the markers older than `KEEP_MARKERS_MS` whose entries are gone from the
+        stream: those of claimed batches, kept in case the loader they were taken from
+        resumes, and those a loader left when it stopped between acknowledging and
+        forgetting."""
         stream = self.reader.stream
+        oldest = int(time.time() * 1000) - KEEP_MARKERS_MS
         entries = {
             entry: key
             for key in self.store.positions()
-            if (entry := marker_entry(stream, key)) is not None
+            if (entry := marker_entry(stream, key)) is not None and entry_order(entry)[0] < oldest
         }
-        if not entries:
-            return
-        present = self.reader.existing(list(entries))
-        self.store.forget_positions([key for e, key in entries.items() if e not in present])
+        if entries:
+            present = self.reader.existing(list(entries))
+            self.store.forget_positions([k for e, k in entries.items() if e not in present])
+        self._markers_checked = time.monotonic()
+
+    def idle(self) -> bool:
+        if time.monotonic() - self._markers_checked >= 600:
+            try:
+                self._forget_old_markers()
+            except redis.RedisError as e:
+                log.warning("could not look for old queue markers: %s", e)
+        return super().idle()
 
     def run_once(self) -> int:
         self._tidy()
@@ -90,8 +107,7 @@ class StreamLoader(LoaderBase):
                     raise
                 return 0  # the entries stay pending to this loader: read first next time
             self._loaded()
-            self.reader.ack(list(dict.fromkeys(ids + batch.gone)))
-            self.store.forget_positions([marker(self.reader.stream, i) for i in ids])
+            self._acknowledge(ids, batch)
             if stored > 0:
                 try:
                     self.reader.announce(stored)
@@ -99,6 +115,21 @@ class StreamLoader(LoaderBase):
                     log.warning("could not announce stored events: %s", e)
         self.arrived_meanwhile = self.reader.unloaded() > 0
         return stored
+
+    def _acknowledge(self, ids: list[bytes], batch: StreamBatch) -> None:
+        """Acknowledge a stored batch's entries and forget their markers, but only those
+        still pending to this loader: an entry another claimed meanwhile (this one was
+        thought dead) keeps its marker, so that the other's load of it fails as
+        `AlreadyStored` instead of storing it again. A claimed batch keeps its markers
+        for `KEEP_MARKERS_MS`, in case the loader it was taken from resumes."""
+        owned = self.reader.owned(ids)
+        lost = len(ids) - len(owned)
+        if lost:
+            log.warning("%d queue entries were claimed by another loader while this one "
+                        "held them; their markers stay", lost)  # fmt: skip
+        self.reader.ack([i for i in dict.fromkeys(ids + batch.gone) if i in owned or i not in ids])
+        if not batch.claimed:
+            self.store.forget_positions([marker(self.reader.stream, i) for i in ids if i in owned])
 
     @contextmanager
     def _holding(self, ids: list[bytes]) -> Iterator[None]:
@@ -128,13 +159,20 @@ class StreamLoader(LoaderBase):
         stream = self.reader.stream
         if batch.redelivered:
             self._skip_stored(batch)
-        if not batch.ids:
-            return 0
-        positions = {marker(stream, i): 1 for i in batch.ids}
-        ids = batch.ids
-        return self._store_records(
-            batch.data, positions, lambda: b"".join(r for _, r in self.reader.reread(ids))
-        )
+        for _ in range(3):
+            if not batch.ids:
+                return 0
+            positions = {marker(stream, i): ONCE for i in batch.ids}
+            try:
+                return self._store_records(batch.data, positions, self._rereader(batch.ids))
+            except AlreadyStored as e:  # another loader stored some meanwhile: leave them out
+                log.warning("%s by another loader meanwhile; loading the rest", e)
+                self._skip_stored(batch)
+        raise RuntimeError("queue entries kept being stored by another loader meanwhile")
+
+    def _rereader(self, ids: list[bytes]) -> Callable[[], bytes]:
+        """How to read the records of `ids` again (the store empties a batch's data)."""
+        return lambda: b"".join(r for _, r in self.reader.reread(ids))
 
     def _skip_stored(self, batch: StreamBatch) -> None:
         """Leave out of a redelivered batch the entries whose markers say they were stored

@@ -57,6 +57,12 @@ def loaded_channel(stream: str) -> str:
     return f"{stream}:loaded"
 
 
+def entry_order(entry_id: bytes) -> tuple[int, int]:
+    """An entry id (`<ms>-<seq>`) as numbers: ids sort by them, not by their text."""
+    ms, _, seq = entry_id.partition(b"-")
+    return int(ms), int(seq or 0)
+
+
 def marker(stream: str, entry_id: bytes) -> str:
     """The store's key (in `loader_positions`) for an entry loaded and not yet acknowledged."""
     return f"{MARKER_PREFIX}{stream}:{entry_id.decode()}"
@@ -211,6 +217,7 @@ class StreamBatch:
     ids: list[bytes] = field(default_factory=list)
     records: int = 0
     redelivered: bool = False
+    claimed: bool = False  # taken from a loader thought dead (which may yet resume)
     gone: list[bytes] = field(default_factory=list)
     more: bool = False
 
@@ -277,6 +284,7 @@ class RedisStreamReader:
         gone = [bytes(i) for i in claimed[2]] if len(claimed) > 2 else []
         if entries or gone:
             batch = self._batch(entries, budget, redelivered=True)
+            batch.claimed = True
             batch.gone = gone
             log.warning(
                 "claimed %d queue entries from a loader that stopped answering", len(entries)
@@ -362,6 +370,22 @@ class RedisStreamReader:
             chunk = ids[start : start + ACK_CHUNK]
             ids_: list[Any] = list(chunk)  # (the stubs say one id, not a sequence)
             self.client.xclaim(self.stream, GROUP, self.consumer, 0, ids_, justid=True)
+
+    def owned(self, ids: list[bytes]) -> set[bytes]:
+        """Which of `ids` are still pending to this loader (not claimed by another)."""
+        if not ids:
+            return set()
+        keys = sorted(ids, key=entry_order)
+        found: Any = self.client.xpending_range(
+            self.stream,
+            GROUP,
+            min=keys[0],
+            max=keys[-1],
+            count=len(ids) + READ_COUNT,  # (its other pending entries may lie between)
+            consumername=self.consumer,
+        )
+        mine = {bytes(e["message_id"]) for e in found}
+        return {i for i in ids if i in mine}
 
     def existing(self, ids: list[bytes]) -> set[bytes]:
         """Which of `ids` are still in the stream."""

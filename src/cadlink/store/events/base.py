@@ -30,6 +30,29 @@ class ReportTooLarge(Exception):
     `CADLINK_DUCKDB_MEMORY_LIMIT`, shared by the statements that run at the same time)."""
 
 
+# A buffer position of this value is a once-marker (a queue's entry, redis_stream.py): a load
+# carrying one that is committed already raises `AlreadyStored` and writes nothing. Spool
+# positions are byte offsets after loaded records, never 0.
+ONCE = 0
+
+
+class AlreadyStored(Exception):
+    """A load carried once-markers that are committed already: another loader stored those
+    records meanwhile (it held them while this one was thought dead, or the other way
+    round). Nothing of the load was written."""
+
+    def __init__(self, keys: list[str]) -> None:
+        super().__init__(f"{len(keys)} buffer records were stored already")
+        self.keys = keys
+
+    def __reduce__(self) -> tuple[type[AlreadyStored], tuple[list[str]]]:
+        return (AlreadyStored, (self.keys,))
+
+
+def once_markers(positions: dict[str, int]) -> list[str]:
+    return [key for key, position in positions.items() if position == ONCE]
+
+
 @dataclass
 class StoreBatch:
     """One loader write: enriched rows, drop counts and the buffer positions they came from.

@@ -18,7 +18,7 @@ from typing import Any
 import duckdb
 
 from cadlink.store.events import duckdb_file, rollups, scan_ranges
-from cadlink.store.events.base import Loaded, StoreBatch
+from cadlink.store.events.base import AlreadyStored, Loaded, StoreBatch, once_markers
 from cadlink.store.events.duckdb_memory import MemoryLimit
 from cadlink.store.events.duckdb_reads import (
     EVENT_COLUMNS,
@@ -257,7 +257,15 @@ class DuckDBEventStore(DuckDBReads):
         positions: dict[str, int],
         rejected: list[tuple[bytes, str]],
     ) -> None:
-        """The rest of a loader transaction: drop counts, dead letters, buffer positions."""
+        """The rest of a loader transaction: drop counts, dead letters, buffer positions
+        (raises `AlreadyStored` when a once-marker among them is committed already)."""
+        once = once_markers(positions)
+        if once:
+            found = con.execute(
+                "SELECT segment FROM loader_positions WHERE list_contains(?, segment)", [once]
+            ).fetchall()
+            if found:
+                raise AlreadyStored([str(r[0]) for r in found])
         self._add_drops(con, drops)
         for n, (payload, why) in enumerate(rejected):
             con.execute("INSERT INTO dead_letters VALUES (now(), ?, ?, ?)", [n, why, payload])

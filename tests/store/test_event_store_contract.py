@@ -24,6 +24,8 @@ from cadlink.ingest.enrich.useragent import UserAgentParser
 from cadlink.pipeline.enrichment import Enricher
 from cadlink.store.events.base import (
     EVENT_ARROW_SCHEMA,
+    ONCE,
+    AlreadyStored,
     EventStore,
     StoreBatch,
     open_event_store,
@@ -557,3 +559,24 @@ def test_dead_letters_are_kept_with_the_batch_that_met_them(event_store: EventSt
     assert [(bytes(d["payload"]), d["error"]) for d in letters] == rejected
     assert all(d["stored_at"] is not None for d in letters)
     assert event_store.positions() == {"seg-1": 42}
+
+
+def test_a_load_whose_once_markers_are_committed_writes_nothing(
+    event_store: EventStore, enricher: Enricher
+) -> None:
+    """Positions of value 0 are insert-once markers (a queue's entries): a second load with
+    one of them raises `AlreadyStored` and writes nothing, not even events without ids. Other
+    positions (the spool's offsets) move on as before."""
+    no_id = IncomingEvent(event_type="page_view", timestamp=ms(0), page_url="https://shop.example/")
+    record = encode_envelope(envelope(1, no_id))
+    assert event_store.load(record, {"q:1-0": ONCE, "q:2-0": ONCE}, enricher.staging).stored == 1
+    with pytest.raises(AlreadyStored) as refused:
+        event_store.load(record, {"q:2-0": ONCE, "q:3-0": ONCE}, enricher.staging)
+    assert refused.value.keys == ["q:2-0"]
+    assert event_store.count_events(SITE) == 1  # the id-less event was not stored again
+    assert "q:3-0" not in event_store.positions()  # rolled back with the rest
+    seg = "00000000000000000001-1-000001.spool"
+    event_store.load(encode_envelope(envelope(2, ev(1))), {seg: 100}, enricher.staging)
+    event_store.load(encode_envelope(envelope(3, ev(2))), {seg: 200}, enricher.staging)
+    assert event_store.positions()[seg] == 200
+    assert event_store.count_events(SITE) == 3

@@ -227,3 +227,19 @@ def test_a_flush_refused_by_redis_fails_whole_and_the_next_one_works(
     writer.defer(b'{"after":1}\n')
     writer.flush()  # on a fresh connection: the failed one's unread replies are gone
     assert [e[1] for e in client.xrange(stream)] == [{b"r": b'{"after":1}\n'}]
+
+
+@pytest.mark.parametrize("fresh", [True, False])
+def test_owned_leaves_out_what_another_loader_claimed(
+    queue: tuple[redis.Redis, str], fresh: bool
+) -> None:
+    writer = _writer(queue)
+    for r in _records(4):
+        writer.put(r)
+    me = _reader(queue, "me")
+    batch = me.read(1 << 20)
+    assert not batch.redelivered
+    assert me.owned(batch.ids, fresh=fresh) == set(batch.ids)
+    client, stream = queue
+    client.xclaim(stream, GROUP, "other", 0, [batch.ids[1]])  # taken while "me" was frozen
+    assert me.owned(batch.ids, fresh=fresh) == set(batch.ids) - {batch.ids[1]}

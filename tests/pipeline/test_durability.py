@@ -166,7 +166,7 @@ def test_kill_9_with_the_redis_queue_loses_nothing_and_stores_nothing_twice(
         "SELECT page_path, count(*) FROM analytics_events WHERE site_id = ? GROUP BY page_path",
         [site],
     ).fetchall()
-    markers = con.execute("SELECT count(*) FROM loader_positions").fetchone()
+    markers = con.execute("SELECT count(*) FROM loader_markers").fetchone()
     con.close()
     counts = {int(path.rsplit("/", 1)[1]): n for path, n in rows}
     missing = all_acked - counts.keys()

@@ -122,7 +122,7 @@ class StreamLoader(LoaderBase):
         thought dead) keeps its marker, so that the other's load of it fails as
         `AlreadyStored` instead of storing it again. A claimed batch keeps its markers
         for `KEEP_MARKERS_MS`, in case the loader it was taken from resumes."""
-        owned = self.reader.owned(ids)
+        owned = self.reader.owned(ids, fresh=not batch.redelivered)
         lost = len(ids) - len(owned)
         if lost:
             log.warning("%d queue entries were claimed by another loader while this one "

@@ -64,7 +64,8 @@ def entry_order(entry_id: bytes) -> tuple[int, int]:
 
 
 def marker(stream: str, entry_id: bytes) -> str:
-    """The store's key (in `loader_positions`) for an entry loaded and not yet acknowledged."""
+    """The store's key (a once-marker among its positions) for an entry loaded and not yet
+    acknowledged."""
     return f"{MARKER_PREFIX}{stream}:{entry_id.decode()}"
 
 
@@ -371,10 +372,20 @@ class RedisStreamReader:
             ids_: list[Any] = list(chunk)  # (the stubs say one id, not a sequence)
             self.client.xclaim(self.stream, GROUP, self.consumer, 0, ids_, justid=True)
 
-    def owned(self, ids: list[bytes]) -> set[bytes]:
-        """Which of `ids` are still pending to this loader (not claimed by another)."""
+    def owned(self, ids: list[bytes], *, fresh: bool = False) -> set[bytes]:
+        """Which of `ids` are still pending to this loader (not claimed by another).
+
+        `fresh`: the batch was new entries (`XREADGROUP >`), read when nothing else was
+        pending to this loader (else that would have been read first), so what is pending to
+        it now is the batch less what others claimed: its count answers, without listing
+        20 k entries (0.3 s of a 5 s probe)."""
         if not ids:
             return set()
+        if fresh:
+            summary: Any = self.client.xpending(self.stream, GROUP)
+            for consumer in summary.get("consumers") or []:
+                if _name(consumer) == self.consumer and int(consumer["pending"]) == len(ids):
+                    return set(ids)
         keys = sorted(ids, key=entry_order)
         found: Any = self.client.xpending_range(
             self.stream,

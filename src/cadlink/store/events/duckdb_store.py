@@ -18,7 +18,7 @@ from typing import Any
 import duckdb
 
 from cadlink.store.events import duckdb_file, rollups, scan_ranges
-from cadlink.store.events.base import AlreadyStored, Loaded, StoreBatch, once_markers
+from cadlink.store.events.base import ONCE, AlreadyStored, Loaded, StoreBatch, once_markers
 from cadlink.store.events.duckdb_memory import MemoryLimit
 from cadlink.store.events.duckdb_reads import (
     EVENT_COLUMNS,
@@ -262,18 +262,21 @@ class DuckDBEventStore(DuckDBReads):
         once = once_markers(positions)
         if once:
             found = con.execute(
-                "SELECT segment FROM loader_positions WHERE segment IN (SELECT unnest(?))", [once]
+                "SELECT segment FROM loader_markers WHERE segment IN (SELECT unnest(?))", [once]
             ).fetchall()
             if found:
                 raise AlreadyStored([str(r[0]) for r in found])
         self._add_drops(con, drops)
         for n, (payload, why) in enumerate(rejected):
             con.execute("INSERT INTO dead_letters VALUES (now(), ?, ?, ?)", [n, why, payload])
-        if positions:
+        if once:
+            con.execute("INSERT INTO loader_markers SELECT unnest(?)", [once])
+        offsets = {k: v for k, v in positions.items() if v != ONCE}
+        if offsets:
             con.execute(
                 "INSERT OR REPLACE INTO loader_positions "
                 "SELECT unnest($segments), unnest($positions)",
-                {"segments": list(positions), "positions": list(positions.values())},
+                {"segments": list(offsets), "positions": list(offsets.values())},
             )
 
     @staticmethod
@@ -427,7 +430,10 @@ class DuckDBEventStore(DuckDBReads):
 
     def positions(self) -> dict[str, int]:
         with self._write_lock:
-            rows = self._con.execute("SELECT segment, position FROM loader_positions").fetchall()
+            rows = self._con.execute(
+                "SELECT segment, position FROM loader_positions "
+                "UNION ALL SELECT segment, 0 FROM loader_markers"
+            ).fetchall()
         return {str(s): int(p) for s, p in rows}
 
     def settle(self) -> None:
@@ -481,12 +487,12 @@ class DuckDBEventStore(DuckDBReads):
         if not segments:
             return
         with self._write_lock:
-            self._con.execute(
-                # A hash semi-join: `list_contains` compared every row with the whole list,
-                # 141 against 37 ms for a queue batch's 25 k markers.
-                "DELETE FROM loader_positions WHERE segment IN (SELECT unnest(?))",
-                [segments],
-            )
+            # Hash semi-joins: `list_contains` compared every row with the whole list, 141
+            # against 37 ms for a queue batch's 25 k markers.
+            for table in ("loader_positions", "loader_markers"):
+                self._con.execute(
+                    f"DELETE FROM {table} WHERE segment IN (SELECT unnest(?))", [segments]
+                )
 
     def ping(self) -> dict[str, Any]:
         with self._reading() as cur:

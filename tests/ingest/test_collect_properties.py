@@ -14,7 +14,8 @@ from test_collect import UA, event
 
 from cadlink.config import Settings
 from cadlink.events import SEED_EVENT_TYPES, valid_event_type
-from cadlink.ingest.collect import CollectHandler, Rejection
+from cadlink.ingest.collect import CollectHandler
+from cadlink.ingest.collect_answers import Rejection
 from cadlink.ingest.enrich.geo import GeoLocator
 from cadlink.ingest.enrich.useragent import UserAgentParser
 from cadlink.ingest.metrics import IngestMetrics

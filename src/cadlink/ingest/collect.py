@@ -9,14 +9,11 @@ prefix for geo) and never leaves this function.
 from __future__ import annotations
 
 import logging
-import re
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from datetime import UTC, datetime
 from functools import lru_cache
-from typing import Any, NamedTuple
-
-import msgspec
+from typing import Any
 
 from cadlink.config import Settings
 from cadlink.events import (
@@ -25,12 +22,20 @@ from cadlink.events import (
     SEED_EVENT_TYPES,
     CollectedEnvelope,
     CollectedEvent,
-    IncomingBatch,
     encode_envelope_into,
     valid_event_type,
 )
 from cadlink.ingest.buffer import BufferFull, BufferWriter
 from cadlink.ingest.client_ip import client_ip
+from cadlink.ingest.collect_answers import (
+    NO_CONTENT,
+    Answer,
+    Rejection,
+    build_answer,
+    preflight,
+    rejected,
+)
+from cadlink.ingest.collect_body import BACKSLASH_U, at, check_properties, decode
 from cadlink.ingest.enrich.identity import anonymous_visitor_id, ip_prefix
 from cadlink.ingest.metrics import IngestMetrics
 from cadlink.ingest.ratelimit import RateLimiter
@@ -45,37 +50,6 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
 
-_batch_decoder = msgspec.json.Decoder(IncomingBatch)
-_NOT_A_BATCH = "Object missing required field `events`"  # a single event, not {"events": …}
-_event_decoder = msgspec.json.Decoder(CollectedEvent)
-_properties_decoder = msgspec.json.Decoder(dict[str, Any])
-_BACKSLASH_U = b"\\u"
-_json = msgspec.json.Encoder()
-_FIELD_RE = re.compile(r"at `\$\.?(.*)`$")
-_CAMEL_RE = re.compile(r"_([a-z])")
-
-
-class Rejection(Exception):
-    """A request refused with a 4xx/5xx answer naming the problem (and the field, if any)."""
-
-    def __init__(
-        self,
-        status: int,
-        code: str,
-        message: str,
-        field: str | None = None,
-        retry_after: int | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message, self.field = status, code, message, field
-        self.retry_after = retry_after
-
-
-def _field_of(error: msgspec.ValidationError) -> str | None:
-    match = _FIELD_RE.search(str(error))
-    return match.group(1) if match else None
-
-
 class _SiteMiss(Exception):
     """A site id the in-memory map does not know yet: look it up, then try again."""
 
@@ -84,18 +58,7 @@ class _SiteMiss(Exception):
         self.site_id = site_id
 
 
-class Answer(NamedTuple):
-    """A collect response as the server writes it: status, headers (content-length included
-    when there is a body), body. The ASGI handler sends it as two messages; `cadlink serve`'s
-    HTTP protocol writes it straight to the connection (web/collect_protocol.py)."""
-
-    status: int
-    headers: tuple[tuple[bytes, bytes], ...]
-    body: bytes
-
-
-NO_CONTENT = Answer(204, (), b"")  # the common answer: an event from a page without CORS
-# Constant ASGI messages for it, sent as they are (uvicorn only reads them).
+# Constant ASGI messages for NO_CONTENT, sent as they are (uvicorn only reads them).
 _NO_CONTENT_START = {"type": "http.response.start", "status": 204, "headers": ()}
 _EMPTY = {"type": "http.response.body", "body": b""}
 
@@ -172,9 +135,9 @@ class CollectHandler:
         method = scope["method"]
         if method != "POST":
             if method == "OPTIONS":
-                await _send(send, _preflight(origin, headers))
+                await _send(send, preflight(origin, headers))
             else:
-                answer = _rejected(Rejection(405, "method_not_allowed", "use POST"), origin)
+                answer = rejected(Rejection(405, "method_not_allowed", "use POST"), origin)
                 await _send(send, answer)
             return
         try:
@@ -195,7 +158,7 @@ class CollectHandler:
                 answer = self._answer(scope["path"], ip, headers, body, origin)
         except Rejection as r:
             self.metrics.reject(r.code)
-            answer = _rejected(r, origin)
+            answer = rejected(r, origin)
         if answer is NO_CONTENT:
             await send(_NO_CONTENT_START)
             await send(_EMPTY)
@@ -246,7 +209,7 @@ class CollectHandler:
                 return None
         except Rejection as r:
             self.metrics.reject(r.code)
-            return _rejected(r, origin)
+            return rejected(r, origin)
 
     def flush_deferred(self) -> Rejection | None:
         """Store the records the fast path deferred since the last call: None when they
@@ -267,7 +230,7 @@ class CollectHandler:
     @staticmethod
     def rejected(r: Rejection, origin: str | None) -> Answer:
         """The answer to a request refused with `r` (CORS headers for `origin`)."""
-        return _rejected(r, origin)
+        return rejected(r, origin)
 
     def _admit(self, headers: dict[bytes, bytes], peer: tuple[str, int] | None) -> str:
         """Checks before the body is read: its declared size and the client's rate; returns
@@ -297,14 +260,14 @@ class CollectHandler:
         self.metrics.requests["accepted"] += 1
         if path.rstrip("/").endswith("/batch"):
             answer = b'{"success":true,"queued":%d}' % accepted
-            return _answer(200, answer, origin, ((b"content-type", b"application/json"),))
+            return build_answer(200, answer, origin, ((b"content-type", b"application/json"),))
         if origin is None:
             return NO_CONTENT
-        return _answer(204, b"", origin, ())
+        return build_answer(204, b"", origin, ())
 
     def _accept(self, ip: str, headers: dict[bytes, bytes], body: bytes, origin: str | None) -> int:
         """Validate, check the sites, buffer one record per site; returns the event count."""
-        events, top_site = _decode(body)
+        events, top_site = decode(body)
         count = len(events)
         if not count:
             raise Rejection(400, "invalid_event", "no events in request", "events")
@@ -314,15 +277,15 @@ class CollectHandler:
             )
         first = events[0].site_id or top_site
         if not first:
-            raise Rejection(400, "missing_site", "siteId is required", _at(0, count, "siteId"))
+            raise Rejection(400, "missing_site", "siteId is required", at(0, count, "siteId"))
         mixed = False
-        clean = body.isascii() and _BACKSLASH_U not in body
+        clean = body.isascii() and BACKSLASH_U not in body
         for i, event in enumerate(events):
             site_id = event.site_id or top_site
             if site_id != first:
                 if not site_id:
                     raise Rejection(
-                        400, "missing_site", "siteId is required", _at(i, count, "siteId")
+                        400, "missing_site", "siteId is required", at(i, count, "siteId")
                     )
                 mixed = True
             if event.event_type not in SEED_EVENT_TYPES and not valid_event_type(event.event_type):
@@ -330,14 +293,14 @@ class CollectHandler:
                     400,
                     "invalid_event",
                     f"eventType may hold only the characters {EVENT_TYPE_CHARS}",
-                    _at(i, count, "eventType"),
+                    at(i, count, "eventType"),
                 )
             if event.properties:
                 raw = bytes(event.properties)
                 # The common case: an object in ASCII without escapes (`clean` checks the
                 # whole body at once); anything else is looked at closely.
-                if raw[0] != 0x7B or not (clean or (raw.isascii() and _BACKSLASH_U not in raw)):
-                    _check_properties(event, raw, i, count)
+                if raw[0] != 0x7B or not (clean or (raw.isascii() and BACKSLASH_U not in raw)):
+                    check_properties(event, raw, i, count)
                 elif len(raw) < 8 and not raw[1:-1].strip():  # "{ }" is none, as "{}" is
                     event.properties = NO_PROPERTIES
         groups: dict[str, list[CollectedEvent]] = {first: events}
@@ -390,63 +353,6 @@ class CollectHandler:
         return count
 
 
-def _preflight(origin: str | None, headers: dict[bytes, bytes]) -> Answer:
-    # The body (and so the site) is unknown at preflight; the POST itself is checked.
-    extra = (
-        (b"access-control-allow-methods", b"POST, OPTIONS"),
-        (
-            b"access-control-allow-headers",
-            headers.get(b"access-control-request-headers", b"content-type"),
-        ),
-        (b"access-control-max-age", b"86400"),
-    )
-    return _answer(204, b"", origin, extra)
-
-
-def _check_properties(event: CollectedEvent, raw: bytes, index: int, count: int) -> None:
-    """`properties` (`raw`) is an object (or null: none), whose text the loader's JSON reader
-    reads as msgspec would: the raw text skips msgspec's checks of UTF-8 and escapes, so text
-    that is not plain ASCII without `\\u` escapes is decoded once to check it."""
-    if raw[0] != 0x7B:  # "{"
-        if raw == b"null":
-            event.properties = NO_PROPERTIES
-            return
-        raise Rejection(
-            400, "invalid_event", "properties must be an object", _at(index, count, "properties")
-        )
-    if raw.isascii() and _BACKSLASH_U not in raw:
-        return
-    try:
-        _properties_decoder.decode(raw)
-    except msgspec.DecodeError as e:
-        raise Rejection(
-            400, "invalid_event", f"properties: {e}", _at(index, count, "properties")
-        ) from None
-
-
-def _decode(body: bytes) -> tuple[list[CollectedEvent], str | None]:
-    try:
-        # The batch form first (the tracker always sends it): one pass over the body.
-        try:
-            batch = _batch_decoder.decode(body)
-        except msgspec.ValidationError as e:
-            if str(e) != _NOT_A_BATCH:
-                raise
-            return [_event_decoder.decode(body)], None
-        return batch.events, batch.site_id
-    except msgspec.ValidationError as e:
-        field = _field_of(e)
-        raise Rejection(400, "invalid_event", str(e), field) from None
-    except msgspec.DecodeError as e:
-        if not body.strip():
-            raise Rejection(400, "empty_body", "request body is empty", None) from None
-        raise Rejection(400, "invalid_json", f"body is not valid JSON: {e}", None) from None
-
-
-def _at(index: int, total: int, name: str) -> str:
-    return f"events[{index}].{name}" if total > 1 else name
-
-
 async def _read_body(first: Message, receive: Receive, limit: int) -> bytes:
     """The whole body of a request whose first message is `first`, at most `limit` bytes."""
     chunks: list[bytes] = []
@@ -465,39 +371,6 @@ async def _read_body(first: Message, receive: Receive, limit: int) -> bytes:
         message = await receive()
 
 
-def _answer(
-    status: int, body: bytes, origin: str | None, extra: tuple[tuple[bytes, bytes], ...]
-) -> Answer:
-    headers: list[tuple[bytes, bytes]] = []
-    if origin is not None:
-        headers += (
-            (b"access-control-allow-origin", origin.encode("latin-1")),
-            (b"vary", b"Origin"),
-        )
-    headers.extend(extra)
-    if status != 204:
-        headers.append((b"content-length", str(len(body)).encode()))
-    return Answer(status, tuple(headers), body)
-
-
-def _rejected(r: Rejection, origin: str | None) -> Answer:
-    details: dict[str, str] = {"field": _camel(r.field)} if r.field else {}
-    body = _json.encode(
-        {"success": False, "error": {"code": r.code, "message": r.message, "details": details}}
-    )
-    headers: tuple[tuple[bytes, bytes], ...] = (
-        (b"content-type", b"application/json"),
-        (b"x-cadlink-rejected", r.code.encode()),
-    )
-    if r.retry_after is not None:
-        headers += ((b"retry-after", str(r.retry_after).encode()),)
-    return _answer(r.status, body, origin, headers)
-
-
 async def _send(send: Send, answer: Answer) -> None:
     await send({"type": "http.response.start", "status": answer.status, "headers": answer.headers})
     await send({"type": "http.response.body", "body": answer.body})
-
-
-def _camel(field: str) -> str:
-    return _CAMEL_RE.sub(lambda m: m.group(1).upper(), field)

@@ -35,7 +35,8 @@ from collections.abc import Callable
 
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
-from cadlink.ingest.collect import NO_CONTENT, Answer, CollectHandler
+from cadlink.ingest.collect import CollectHandler
+from cadlink.ingest.collect_answers import NO_CONTENT, Answer
 
 log = logging.getLogger(__name__)
 

@@ -11,14 +11,14 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import duckdb
 
-from cadlink.store.events import duckdb_file, rollups, scan_ranges
-from cadlink.store.events.base import ONCE, AlreadyStored, Loaded, StoreBatch, once_markers
+from cadlink.store.events import duckdb_bookkeeping, duckdb_file, rollups, scan_ranges
+from cadlink.store.events.base import Loaded, StoreBatch
 from cadlink.store.events.duckdb_memory import MemoryLimit
 from cadlink.store.events.duckdb_reads import (
     EVENT_COLUMNS,
@@ -153,7 +153,7 @@ class DuckDBEventStore(DuckDBReads):
                     )
                     con.unregister("batch_in")
                     inserted = self._insert_staged(con)
-                self._finish(con, batch.drops, batch.positions, batch.rejected)
+                duckdb_bookkeeping.finish(con, batch.drops, batch.positions, batch.rejected)
                 con.execute("COMMIT")
             except BaseException:
                 con.execute("ROLLBACK")
@@ -243,54 +243,12 @@ class DuckDBEventStore(DuckDBReads):
         try:
             staged = stage()
             inserted = self._insert_staged(con) if staged.rows else 0
-            self._finish(con, staged.drops, positions, rejected)
+            duckdb_bookkeeping.finish(con, staged.drops, positions, rejected)
             con.execute("COMMIT")
         except BaseException:
             con.execute("ROLLBACK")
             raise
         return staged, inserted
-
-    def _finish(
-        self,
-        con: duckdb.DuckDBPyConnection,
-        drops: dict[tuple[str, date, str], int],
-        positions: dict[str, int],
-        rejected: list[tuple[bytes, str]],
-    ) -> None:
-        """The rest of a loader transaction: drop counts, dead letters, buffer positions
-        (raises `AlreadyStored` when a once-marker among them is committed already)."""
-        once = once_markers(positions)
-        if once:
-            found = con.execute(
-                "SELECT segment FROM loader_markers WHERE segment IN (SELECT unnest(?))", [once]
-            ).fetchall()
-            if found:
-                raise AlreadyStored([str(r[0]) for r in found])
-        self._add_drops(con, drops)
-        for n, (payload, why) in enumerate(rejected):
-            con.execute("INSERT INTO dead_letters VALUES (now(), ?, ?, ?)", [n, why, payload])
-        if once:
-            con.execute("INSERT INTO loader_markers SELECT unnest(?)", [once])
-        offsets = {k: v for k, v in positions.items() if v != ONCE}
-        if offsets:
-            con.execute(
-                "INSERT OR REPLACE INTO loader_positions "
-                "SELECT unnest($segments), unnest($positions)",
-                {"segments": list(offsets), "positions": list(offsets.values())},
-            )
-
-    @staticmethod
-    def _add_drops(con: duckdb.DuckDBPyConnection, drops: dict[tuple[str, date, str], int]) -> None:
-        if not drops:
-            return
-        rows = ", ".join("(?, ?, ?, ?)" for _ in drops)
-        params = [v for (site, day, reason), n in drops.items() for v in (site, day, reason, n)]
-        con.execute(
-            f"INSERT INTO dropped_events VALUES {rows} "
-            "ON CONFLICT (site_id, day, reason) "
-            "DO UPDATE SET count = dropped_events.count + excluded.count",
-            params,
-        )
 
     def append(self, batch: StoreBatch) -> int:
         """Bulk path for freshly generated or imported history: append rows without the
@@ -306,7 +264,7 @@ class DuckDBEventStore(DuckDBReads):
                     "ORDER BY site_id, ts"
                 )
                 con.unregister("batch_in")
-                self._add_drops(con, batch.drops)
+                duckdb_bookkeeping.add_drops(con, batch.drops)
                 con.execute("COMMIT")
             except BaseException:
                 con.execute("ROLLBACK")
@@ -430,11 +388,7 @@ class DuckDBEventStore(DuckDBReads):
 
     def positions(self) -> dict[str, int]:
         with self._write_lock:
-            rows = self._con.execute(
-                "SELECT segment, position FROM loader_positions "
-                "UNION ALL SELECT segment, 0 FROM loader_markers"
-            ).fetchall()
-        return {str(s): int(p) for s, p in rows}
+            return duckdb_bookkeeping.positions(self._con)
 
     def settle(self) -> None:
         """Checkpoint: rows written since the last checkpoint live uncompressed in memory (and
@@ -487,12 +441,7 @@ class DuckDBEventStore(DuckDBReads):
         if not segments:
             return
         with self._write_lock:
-            # Hash semi-joins: `list_contains` compared every row with the whole list, 141
-            # against 37 ms for a queue batch's 25 k markers.
-            for table in ("loader_positions", "loader_markers"):
-                self._con.execute(
-                    f"DELETE FROM {table} WHERE segment IN (SELECT unnest(?))", [segments]
-                )
+            duckdb_bookkeeping.forget(self._con, segments)
 
     def ping(self) -> dict[str, Any]:
         with self._reading() as cur:

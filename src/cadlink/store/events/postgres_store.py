@@ -23,9 +23,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from cadlink.events import EVENT_COLUMN_NAMES
-from cadlink.store.events import rollups
+from cadlink.store.events import postgres_bookkeeping, rollups
 from cadlink.store.events.arrow_schema import EVENT_ARROW_SCHEMA
-from cadlink.store.events.base import AlreadyStored, EventPage, Loaded, StoreBatch, once_markers
+from cadlink.store.events.base import EventPage, Loaded, StoreBatch
 from cadlink.store.events.postgres_io import Row, add_drops, arrow_batches, connect, copy_rows
 from cadlink.store.events.postgres_schema import (
     DDL_LOCK_KEY,
@@ -209,31 +209,7 @@ class PostgresEventStore:
             self._ensure_partitions(rows)
         with self._writing() as con:
             inserted = self._insert(con, rows) if rows.num_rows else 0
-            once = once_markers(batch.positions)
-            if once:
-                # After the write lock (`_insert` takes it; again is a no-op): every load
-                # that committed before is seen, and none commits until this one has.
-                con.execute("SELECT pg_advisory_xact_lock(%s)", [WRITE_LOCK_KEY])
-                found = con.execute(
-                    "SELECT segment FROM loader_positions WHERE segment = ANY(%s)", [once]
-                ).fetchall()
-                if found:
-                    raise AlreadyStored([str(r["segment"]) for r in found])
-            add_drops(con, batch.drops)
-            if batch.rejected:
-                with con.cursor() as cur:
-                    cur.executemany(
-                        "INSERT INTO dead_letters VALUES (now(), %s, %s, %s)",
-                        [(n, why, payload) for n, (payload, why) in enumerate(batch.rejected)],
-                    )
-            if batch.positions:
-                # One statement however many: a queue loader commits a marker per entry.
-                con.execute(
-                    "INSERT INTO loader_positions "
-                    "SELECT * FROM unnest(%s::text[], %s::bigint[]) "
-                    "ON CONFLICT (segment) DO UPDATE SET position = excluded.position",
-                    [list(batch.positions), list(batch.positions.values())],
-                )
+            postgres_bookkeeping.finish(con, batch.drops, batch.positions, batch.rejected)
         return inserted
 
     def load(

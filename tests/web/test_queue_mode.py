@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 import redis
 
@@ -21,10 +22,20 @@ from cadlink.ingest.enrich.useragent import UserAgentParser
 from cadlink.pipeline.enrichment import Enricher
 from cadlink.pipeline.stream_loader import StreamLoader
 from cadlink.services import build_events, build_loader
-from cadlink_fixtures import make_settings, start_app, wait_for
+from cadlink_fixtures import Running, make_settings, start_app, wait_for
 from server_process import Server, base_env
 
 UA = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"
+
+
+def _post(app: Running, paths: list[str]) -> httpx.Response:
+    """A browser's page views of `paths` to the app's site, in one collect request."""
+    events = [{"eventType": "page_view", "pagePath": path} for path in paths]
+    return app.client.post(
+        "/api/v1/collect",
+        json={"siteId": app.site_id, "events": events},
+        headers={"User-Agent": UA},
+    )
 
 
 @pytest.mark.parametrize("store_process", [False, True], ids=["one-process", "store-process"])
@@ -34,12 +45,7 @@ def test_serve_loads_the_queue_into_duckdb(
     url, prefix = redis_url
     settings = make_settings(tmp_path / "data", queue_url=url, queue_stream=f"{prefix}events")
     for app in start_app(settings, store_process=store_process):
-        events = [{"eventType": "page_view", "pagePath": f"/q/{i}"} for i in range(3)]
-        r = app.client.post(
-            "/api/v1/collect",
-            json={"siteId": app.site_id, "events": events},
-            headers={"User-Agent": UA},
-        )
+        r = _post(app, [f"/q/{i}" for i in range(3)])
         assert r.status_code == 204, r.text
         stored = app.stored(3)
         assert sorted(e["pagePath"] for e in stored) == ["/q/0", "/q/1", "/q/2"]
@@ -61,11 +67,7 @@ def test_an_unreachable_queue_answers_503(tmp_path: Path, redis_url: tuple[str, 
         tmp_path / "data", queue_url="redis://127.0.0.1:1/0", queue_stream=f"{prefix}events"
     )
     for app in start_app(settings):
-        r = app.client.post(
-            "/api/v1/collect",
-            json={"siteId": app.site_id, "eventType": "page_view"},
-            headers={"User-Agent": UA},
-        )
+        r = _post(app, ["/"])
         assert r.status_code == 503, r.text
         assert int(r.headers["retry-after"]) > 0
         assert "event queue unavailable" in r.json()["error"]["message"]
@@ -86,11 +88,7 @@ def test_queue_entries_carry_no_raw_ip(
         tmp_path / "data", queue_url=url, queue_stream=stream, events_url=postgres_url
     )
     for app in start_app(settings):  # the test client's address is 203.0.113.77
-        r = app.client.post(
-            "/api/v1/collect",
-            json={"siteId": app.site_id, "eventType": "page_view"},
-            headers={"User-Agent": UA},
-        )
+        r = _post(app, ["/"])
         assert r.status_code == 204, r.text
         assert app.client.get("/api/health/queue").json()["data"]["loadsHere"] is False
     client = redis.Redis.from_url(url)
@@ -122,12 +120,7 @@ def test_servers_hear_what_workers_stored(
                 previous(stored)  # the live hub's notification
 
         app.services.loader.on_loaded = on_loaded
-        events = [{"eventType": "page_view", "pagePath": f"/w/{i}"} for i in range(4)]
-        r = app.client.post(
-            "/api/v1/collect",
-            json={"siteId": app.site_id, "events": events},
-            headers={"User-Agent": UA},
-        )
+        r = _post(app, [f"/w/{i}" for i in range(4)])
         assert r.status_code == 204, r.text
         worker = StreamLoader(
             RedisStreamReader(connect(url), stream),

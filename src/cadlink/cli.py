@@ -10,12 +10,15 @@ import secrets
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from cadlink.config import Settings, unknown_settings
 from cadlink.heap import map_large_buffers, release_free_memory
+
+if TYPE_CHECKING:
+    from cadlink.store.meta.records import SiteRecord
 
 
 def _settings() -> Settings:
@@ -237,7 +240,7 @@ def init(admin_email: str | None, admin_password: str | None, demo: bool, as_jso
             out["demoSite"] = site.public_id
             lines.append(f"demo site: {site.public_id} (demo-shop.example)")
             if events.count_events(site.public_id) == 0:
-                n = _load_demo(settings, events, site.public_id, 30, 60_000, not as_json)
+                n = _load_demo(settings, events, site, 30, 60_000, not as_json)
                 lines.append(f"generated {n} demo events over 30 days")
     finally:
         events.close()
@@ -319,9 +322,10 @@ def sites_list(as_json: bool) -> None:
 
 
 def _load_demo(
-    settings: Settings, events: Any, site_id: str, days: int, count: int, progress: bool
+    settings: Settings, events: Any, site: SiteRecord, days: int, count: int, progress: bool
 ) -> int:
-    """Generate history and bulk-load it through the real enrichment and sessionizer."""
+    """Generate history and bulk-load it through the real enrichment and sessionizer: the
+    `days` calendar days up to now in the site's timezone (the dashboard's "last N days")."""
     from collections.abc import Iterator
 
     from tqdm import tqdm
@@ -337,7 +341,13 @@ def _load_demo(
     enricher = Enricher(build_ua_parser(), build_geo(settings), late_event_hours=24 * (days + 1))
     # A private, empty spool directory: demo rows go straight to the store, not the live buffer.
     loader = Loader(SpoolReader(settings.data_dir / "demo-spool"), events, enricher)
-    config = DemoConfig(site_id=site_id, days=days, events=count, end=datetime.now(UTC))
+    config = DemoConfig(
+        site_id=site.public_id,
+        days=days,
+        events=count,
+        end=datetime.now(UTC),
+        timezone=site.timezone,
+    )
     with tqdm(total=count, unit="ev", disable=not progress, file=sys.stderr, desc="demo") as bar:
 
         def chunks() -> Iterator[list[Envelope]]:
@@ -354,7 +364,13 @@ def _load_demo(
 @click.option(
     "--site", "site_id", default=None, help="Site id (default: the demo site, created if missing)."
 )
-@click.option("--days", default=30, show_default=True, type=click.IntRange(1, 3650))
+@click.option(
+    "--days",
+    default=30,
+    show_default=True,
+    type=click.IntRange(1, 3650),
+    help="Calendar days of history up to now, in the site's timezone (today included).",
+)
 @click.option(
     "--events", "count", default=50_000, show_default=True, type=click.IntRange(1, 1_000_000_000)
 )
@@ -380,7 +396,7 @@ def demo(site_id: str | None, days: int, count: int, as_json: bool) -> None:
             f"cannot open the event store ({e}); stop `cadlink serve` while generating demo data"
         ) from None
     try:
-        stored = _load_demo(settings, events, site.public_id, days, count, not as_json)
+        stored = _load_demo(settings, events, site, days, count, not as_json)
     finally:
         events.close()
     _emit(

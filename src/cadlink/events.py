@@ -25,10 +25,13 @@ SEED_EVENT_TYPES: frozenset[str] = frozenset(
 )  # fmt: skip
 
 # Events that count as the visitor engaging (a session with one of these is not a bounce).
+# `product_view` is not one: a shop's page sends it as it loads (`trackProductView`), so
+# counting it would make every visit that lands on a product page engaged, and the bounce
+# rate of a shop's most common landing pages would always read 0%.
 ENGAGEMENT_EVENT_TYPES: frozenset[str] = SEED_EVENT_TYPES - {
     "page_view", "page_exit", "session_start", "session_end", "heartbeat", "idle_start",
     "idle_end", "js_error", "api_error", "slow_page", "identify", "web_vitals", "hover",
-    "product_hover", "affiliate_hover", "focus", "blur",
+    "product_hover", "affiliate_hover", "focus", "blur", "product_view",
 }  # fmt: skip
 
 # Events that make a session "converted"; `revenue` comes from their `properties.revenue`.

@@ -177,6 +177,7 @@ def test_engagement_and_conversion(event_store: EventStore, enricher: Enricher) 
         envelope(3, ev(0, path="/r"), ev(0.5, "heartbeat", "/r")),
         envelope(4, ev(0, path="/s"), ev(0.2, "purchase", "/s", revenue="7.25")),
         envelope(5, ev(0, path="/t"), ev(0.2, "purchase", "/t", revenue="n/a")),
+        envelope(6, ev(0, path="/u"), ev(0.02, "product_view", "/u"), ev(0.08, "page_exit", "/u")),
     )
     rows = {r["visitor_id"]: r for r in sessions(event_store)}
     assert rows[1]["converted"] is True
@@ -187,6 +188,8 @@ def test_engagement_and_conversion(event_store: EventStore, enricher: Enricher) 
     assert rows[3]["is_bounce"] is False  # one page, 30 s on it
     assert rows[4]["revenue"] == 7.25  # a numeric string counts
     assert (rows[5]["converted"], rows[5]["revenue"]) == (True, 0.0)  # a malformed one does not
+    # The product page reported its product as it loaded; the visitor left within 5 s.
+    assert rows[6]["is_bounce"] is True
 
 
 def test_replaying_a_batch_changes_nothing(event_store: EventStore, enricher: Enricher) -> None:

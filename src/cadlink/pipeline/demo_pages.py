@@ -179,6 +179,34 @@ class PageEvents:
         add((t_exit, "page_exit", {"timeOnPage": round(dwell)}))  # ms, as the tracker sends
         return nxt, items, t_exit
 
+    def glance(self, page: Page, t0: int) -> tuple[list[Item], int]:
+        """A visit that leaves the landing page within seconds, without interacting (a bounce):
+        the page's load events and its exit beacon; (items, exit time)."""
+        r, v = self.rng.random, self.v
+        assert v is not None
+        dwell = 1500 + int(8000 * r() * r())  # 1.5 to 9.5 s, most of them short
+        self.identified = False
+        p = page.product
+        items: list[Item] = [
+            (t0, "session_start", None),
+            (t0, "page_view", {"variant": v.variant} if p is not None else None),
+        ]
+        if p is not None:  # the shop's page reports the product as it loads
+            props: Props = {"productId": p.id, "productName": p.name, "category": p.category}
+            props["price"], props["source"] = p.price, "landing"
+            items.append((t0 + 200, "product_view", props))
+        if r() < 0.85:  # as on every page; no interaction, so no INP (the tracker's vitals.js)
+            ttfb_t, fcp_t, lcp_t, cls_t = self.vitals[:4]
+            gb = self.rng.getrandbits
+            ttfb = ttfb_t[gb(10)]
+            vitals: Props = {"ttfb": ttfb, "fcp": ttfb + fcp_t[gb(10)], "lcp": ttfb + lcp_t[gb(10)]}
+            cls = cls_t[gb(10)]
+            if cls:  # reported once the layout shifted
+                vitals["cls"] = cls
+            items.append((t0 + dwell, "web_vitals", vitals))
+        items.append((t0 + dwell, "page_exit", {"timeOnPage": dwell}))
+        return items, t0 + dwell
+
     def _product(
         self, p: Product, page: Page, items: list[Item], t0: int, dwell: int, depth: int,
         came_from: str, next_page: NextPage,

@@ -13,6 +13,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from cadlink.ingest.buffer import Backlog, BufferWriter, SpoolReader, SpoolWriter
+from cadlink.ingest.buffer.spool import SUFFIX as SPOOL_SUFFIX
 from cadlink.ingest.metrics import IngestMetrics
 from cadlink.ingest.salts import SaltRing
 from cadlink.ingest.sites import SiteDirectory, SiteInfo
@@ -188,10 +189,9 @@ def drain_spool(
     A server switched to the Redis queue (`CADLINK_QUEUE_URL`) no longer writes its spool,
     but events it accepted before may still wait there: they are loaded before anything
     else, so that moving from embedded to server mode loses none."""
-    reader = SpoolReader(settings.spool_dir)
-    if not reader.segments():
-        return 0
-    stored = Loader(reader, events, enricher, **(options or {})).drain()
+    if not any(settings.spool_dir.glob(f"*{SPOOL_SUFFIX}")):
+        return 0  # (a reader would make the spool's directory and id)
+    stored = Loader(SpoolReader(settings.spool_dir), events, enricher, **(options or {})).drain()
     log.info(
         "loaded what the spool held before the queue was configured",
         extra={"events": stored, "spool": str(settings.spool_dir)},

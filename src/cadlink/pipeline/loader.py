@@ -24,7 +24,6 @@ import msgspec
 
 from cadlink.events import Envelope, decode_envelope, encode_envelope
 from cadlink.ingest.buffer import Backlog, ReadBatch, SpoolReader
-from cadlink.ingest.buffer.spool import SUFFIX as SPOOL_SUFFIX
 from cadlink.store.events.base import AlreadyStored, EventStore, Loaded, StoreBatch
 from cadlink.store.events.staged import Identity, Lookups
 
@@ -345,8 +344,9 @@ class Loader(LoaderBase):
         self.backlog = backlog
         self._positions = store.positions()
         present = {p.name for p in reader.segments()}
-        # Only spool positions: the store may also hold a queue loader's (redis_stream.py).
-        ours = {s: p for s, p in self._positions.items() if s.endswith(SPOOL_SUFFIX)}
+        # Only this spool's positions: the store may also hold a queue loader's markers
+        # (redis_stream.py) and other spools' positions (other hosts, `cadlink demo`).
+        ours = {s: p for s, p in self._positions.items() if reader.owns(s)}
         self.store.forget_positions([s for s in ours if s not in present])
         self._positions = {s: p for s, p in ours.items() if s in present}
         if backlog is not None:

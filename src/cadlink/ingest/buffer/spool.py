@@ -1,9 +1,9 @@
 """Append-only spool files: the embedded mode's durable buffer.
 
-Layout: `<spool dir>/<ns timestamp>-<pid>-<seq>.spool`, each a sequence of records, one per
-line: a record is one line of JSON (JSON escapes every newline inside a string, so a record
-holds none) ending in `\\n`. The loader hands whole runs of lines to DuckDB, which splits and
-parses them in C++: nothing in Python touches a record one at a time.
+Layout: `<spool dir>/<ns timestamp>-<spool id>-<pid>-<seq>.spool`, each a sequence of
+records, one per line: a record is one line of JSON (JSON escapes every newline inside a
+string, so a record holds none) ending in `\\n`. The loader hands whole runs of lines to
+DuckDB, which splits and parses them in C++: nothing in Python touches a record one at a time.
 
 A record is acknowledged only after one `write()` of the whole line returned, so after
 `kill -9` every acknowledged record is complete in the page cache. A torn tail (the process
@@ -13,6 +13,12 @@ never acknowledged, and the reader skips it once the segment is sealed.
 The writer holds an exclusive `flock` on its active segment; the kernel drops the lock when
 the process dies, which is how the reader knows a segment is sealed and may be deleted once
 fully loaded.
+
+The spool id (`spool.id`, made on first use) keeps each spool's segments apart in a store
+that several spools load into (servers on other hosts with one PostgreSQL store, `cadlink
+demo`'s private spool): a loader takes only its own spool's positions for its own, and
+forgets only those (segments named before spools had ids, `<ns>-<pid>-<seq>.spool`, count
+as the local spool's: one server wrote them).
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ import io
 import logging
 import os
 import queue
+import secrets
 import threading
 import time
 from dataclasses import dataclass, field
@@ -35,10 +42,36 @@ log = logging.getLogger(__name__)
 _NEWLINE = 10
 _CHUNK = 1 << 20  # the reader's unit when it must read on to find the end of a record
 SUFFIX = ".spool"
+ID_FILE = "spool.id"
 
 
-def _segment_name(seq: int) -> str:
-    return f"{time.time_ns():020d}-{os.getpid()}-{seq:06d}{SUFFIX}"
+def spool_id(directory: Path) -> str:
+    """The id of the spool in `directory` (12 hex digits), made by whichever process asks
+    first (the web process's writer or the store process's reader: `os.link` lets one win)."""
+    path = directory / ID_FILE
+    with contextlib.suppress(FileNotFoundError):
+        return path.read_text().strip()
+    new = secrets.token_hex(6)
+    tmp = directory / f".{ID_FILE}.{os.getpid()}.{new}"
+    tmp.write_text(new + "\n")
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        pass
+    finally:
+        tmp.unlink()
+    return path.read_text().strip()
+
+
+def segment_spool(name: str) -> str | None:
+    """The spool id in a segment's name; "" for a name from before spools had ids; None
+    for a name that is not a segment's."""
+    if not name.endswith(SUFFIX):
+        return None
+    parts = name[: -len(SUFFIX)].split("-")
+    if len(parts) == 3:
+        return ""
+    return parts[1] if len(parts) == 4 else None
 
 
 class SpoolWriter:
@@ -66,6 +99,7 @@ class SpoolWriter:
         self.max_backlog_bytes = max_backlog_bytes
         self.fsync = fsync
         self.backlog = backlog or Backlog()
+        self.spool_id = spool_id(directory)
         self._seq = 0
         self._fd = -1
         self._size = 0
@@ -80,7 +114,8 @@ class SpoolWriter:
 
     def _open_segment(self) -> None:
         self._seq += 1
-        path = self.directory / _segment_name(self._seq)
+        name = f"{time.time_ns():020d}-{self.spool_id}-{os.getpid()}-{self._seq:06d}{SUFFIX}"
+        path = self.directory / name
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         old = self._fd
@@ -210,6 +245,12 @@ class SpoolReader:
     def __init__(self, directory: Path) -> None:
         self.directory = directory
         self.directory.mkdir(parents=True, exist_ok=True)
+        self.spool_id = spool_id(directory)
+
+    def owns(self, position: str) -> bool:
+        """Whether a position in the store (a segment's name) is this spool's to keep or
+        forget: its segments', and those named before spools had ids."""
+        return segment_spool(position) in ("", self.spool_id)
 
     def segments(self) -> list[Path]:
         return sorted(self.directory.glob(f"*{SUFFIX}"))

@@ -36,7 +36,9 @@ function countryName(code) {
 export function deltaOf(value, previous, lowerIsBetter) {
   const ratio = change(value, previous);
   if (ratio === 0) return { text: "±0%", good: null };
-  const better = ratio === null ? true : lowerIsBetter ? ratio < 0 : ratio > 0;
+  // Nothing to compare with (no data in the previous period): neither better nor worse.
+  if (ratio === null) return { text: "new", good: null };
+  const better = lowerIsBetter ? ratio < 0 : ratio > 0;
   return { text: signedPct(ratio), good: better };
 }
 

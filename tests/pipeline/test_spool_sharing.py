@@ -97,24 +97,33 @@ def _position_names(store: EventStore) -> set[str]:
     return set(store.positions())
 
 
-def test_a_loader_forgets_its_own_gone_segments_and_old_unnamed_ones(
-    tmp_path: Path, enricher: Enricher
-) -> None:
-    """Positions of this spool's segments that are gone, and of segments named before spools
-    had ids (one server wrote them), are forgotten at start; other spools' are kept."""
+def test_a_loader_forgets_only_its_own_gone_segments(tmp_path: Path, enricher: Enricher) -> None:
+    """At start a loader forgets the positions of its spool's segments that are gone; other
+    spools' positions, and those of segments named before spools had ids that it does not
+    hold (whose they are cannot be told), are left alone. An old-named segment it holds is
+    its own: loading goes on from its position."""
     store = open_event_store(f"duckdb:///{tmp_path / 'events.duckdb'}", 30)
     reader = SpoolReader(tmp_path / "spool")
-    mine_gone = f"{1:020d}-{reader.spool_id}-7-000001.spool"
-    legacy_gone = f"{2:020d}-7-000001.spool"
-    theirs = f"{3:020d}-0123456789ab-7-000001.spool"
+    held = f"{1:020d}-7-000001.spool"
+    records = b"".join(
+        encode_envelope(Envelope(NOW + i, SITE, 100 + i, "", UA, [IncomingEvent(
+            event_type="page_view", timestamp=NOW + i, page_url="https://s.ex/")]))
+        for i in range(2)
+    )  # fmt: skip
+    (reader.directory / held).write_bytes(records)
+    first = records.index(b"\n") + 1
+    mine_gone = f"{2:020d}-{reader.spool_id}-7-000001.spool"
+    legacy_gone = f"{3:020d}-7-000001.spool"
+    theirs = f"{4:020d}-0123456789ab-7-000001.spool"
     marker = "redis:cadlink:events:1-0"
-    event = IncomingEvent(event_type="page_view", timestamp=NOW, page_url="https://s.ex/")
-    record = encode_envelope(Envelope(NOW, SITE, 1, "", UA, [event]))
-    positions = {mine_gone: 10, legacy_gone: 10, theirs: 10}
-    store.load(record, positions, enricher.staging)
-    store.load(record, {marker: 0}, enricher.staging)
-    Loader(reader, store, enricher)
-    assert _position_names(store) == {theirs, marker}
+    positions = {held: first, mine_gone: 10, legacy_gone: 10, theirs: 10}
+    store.load(records[:first], positions, enricher.staging)
+    store.load(b"", {marker: 0}, enricher.staging)
+    loader = Loader(reader, store, enricher)
+    assert _position_names(store) == {held, legacy_gone, theirs, marker}
+    assert loader.drain() == 1  # the held segment's second record only
+    assert store.count_events(SITE) == 2
+    assert held not in _position_names(store)  # loaded, sealed: deleted and forgotten
     store.close()
 
 

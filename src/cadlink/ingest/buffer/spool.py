@@ -17,8 +17,8 @@ fully loaded.
 The spool id (`spool.id`, made on first use) keeps each spool's segments apart in a store
 that several spools load into (servers on other hosts with one PostgreSQL store, `cadlink
 demo`'s private spool): a loader takes only its own spool's positions for its own, and
-forgets only those (segments named before spools had ids, `<ns>-<pid>-<seq>.spool`, count
-as the local spool's: one server wrote them).
+forgets only those (of segments named before spools had ids, `<ns>-<pid>-<seq>.spool`, it
+takes those it holds).
 """
 
 from __future__ import annotations
@@ -249,8 +249,10 @@ class SpoolReader:
 
     def owns(self, position: str) -> bool:
         """Whether a position in the store (a segment's name) is this spool's to keep or
-        forget: its segments', and those named before spools had ids."""
-        return segment_spool(position) in ("", self.spool_id)
+        forget: its segments', and those named before spools had ids that it holds (one
+        named so that it does not hold may be another spool's: left alone)."""
+        spool = segment_spool(position)
+        return spool == self.spool_id or (spool == "" and (self.directory / position).exists())
 
     def segments(self) -> list[Path]:
         return sorted(self.directory.glob(f"*{SUFFIX}"))

@@ -42,6 +42,10 @@ def _events() -> list[tuple[int, str | None, datetime, str]]:
         if u % 7 == 0:
             out.append((u, f"user-{u}", NOW - timedelta(minutes=2), "/live"))
     out += [(1000 + i, None, NOW - timedelta(days=i % 30), "/anon") for i in range(50)]
+    # A visitor who browses, then signs in (identify()) on the third page of the same visit.
+    late = NOW - timedelta(hours=2)
+    out += [(500, None, late, "/a"), (500, None, late + timedelta(minutes=1), "/b")]
+    out += [(500, "user-late", late + timedelta(minutes=2), "/c")]
     return out
 
 
@@ -134,3 +138,15 @@ def test_user_detail_lists_sessions_with_pages(loaded: Any) -> None:
     assert pages == [p for _, p in mine][-len(pages) :]
     assert sum(s["pageViews"] for s in detail["sessions"]) == len(pages)
     assert crm.user_detail(_plan(store), store, "nobody") is None
+
+
+def test_page_views_are_those_of_the_sessions_a_user_was_identified_in(loaded: Any) -> None:
+    """Pages viewed before `identify()` in the same visit count: a buyer identified at checkout
+    listed 0 page views while their session showed every page they had seen."""
+    store, _ = loaded
+    listed = {u["userId"]: u for u in crm.users(_plan(store), store, NOW, None, 500)}
+    assert listed["user-late"]["pageViews"] == 3
+    for user_id in ("user-late", "user-7", "user-14"):
+        detail = crm.user_detail(_plan(store), store, user_id)
+        assert detail is not None
+        assert listed[user_id]["pageViews"] == sum(s["pageViews"] for s in detail["sessions"])

@@ -5,6 +5,10 @@ Definitions (as of `now`, days in the site's time zone where they are days):
 - online now: users with an event in the last 5 minutes;
 - new this week: users whose first event is in the last 7 days;
 - churn rate: of the users active 60 to 30 days ago, the share with no event in the last 30 days;
+- a user's page views: those of the sessions the user was identified in, the pages viewed
+  before `identify()` in them included (a shop identifies at sign-in or checkout, so counting
+  only events that carry the `userId` showed buyers with 0 page views), as the user's detail
+  lists them;
 - segments (a partition of users): **new** (first seen in the last 7 days); **returning** (not new,
   seen in the last 7 days, with 2+ sessions in the last 30 days); **active** (not new, seen in the
   last 7 days, otherwise); **dormant** (last seen 7 to 30 days ago); **churned** (last seen more
@@ -49,7 +53,7 @@ def _users_sql(plan: Plan, now: datetime) -> Sql:
     d = plan.dialect
     return (
         Sql("WITH u AS (SELECT e.user_id, min(e.ts) AS first_seen, max(e.ts) AS last_seen, ")
-        + "count(*) AS events, count(*) FILTER (WHERE e.event_type = 'page_view') AS page_views, "
+        + "count(*) AS events, "
         + d.latest("e.page_path", "e.ts")
         + " AS last_page, "
         + d.latest("e.country", "e.ts")
@@ -62,9 +66,14 @@ def _users_sql(plan: Plan, now: datetime) -> Sql:
         + f"s30 AS (SELECT s.user_id, count(*) AS sessions_30d FROM {SESSIONS} s "
         + "WHERE s.site_id = ? AND s.user_id IS NOT NULL AND s.started_at >= ? GROUP BY s.user_id) "
         + Sql("", (plan.spec.site_id, now - timedelta(days=30)))
+        + f", sp AS (SELECT s.user_id, sum(s.page_views) AS page_views FROM {SESSIONS} s "
+        + "WHERE s.site_id = ? AND s.user_id IS NOT NULL AND s.started_at <= ? GROUP BY s.user_id) "
+        + Sql("", (plan.spec.site_id, now))
         + "SELECT u.*, coalesce(s30.sessions_30d, 0) AS sessions_30d, "
+        + "coalesce(sp.page_views, 0) AS page_views, "
         + _segment_sql(now)
-        + " AS segment FROM u LEFT JOIN s30 ON s30.user_id = u.user_id"
+        + " AS segment FROM u LEFT JOIN s30 ON s30.user_id = u.user_id "
+        + "LEFT JOIN sp ON sp.user_id = u.user_id"
     )
 
 

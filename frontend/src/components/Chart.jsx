@@ -25,6 +25,7 @@ export function Chart({ x, series, height = 240, hourly = false, label }) {
   useEffect(() => {
     const el = box.current;
     if (!el) return undefined;
+    const when = uPlot.fmtDate(hourly ? "{D} {MMM} {HH}:{mm}" : "{D} {MMM} {YYYY}");
     const grid = { stroke: cssVar("--grid"), width: 1 };
     const axis = { stroke: cssVar("--muted"), grid, ticks: { show: false }, font: "12px system-ui, sans-serif" };
     const opts = {
@@ -39,8 +40,9 @@ export function Chart({ x, series, height = 240, hourly = false, label }) {
         // Counts: whole-number ticks only.
         { ...axis, size: 50, incrs: INCRS, values: (_u, ticks) => ticks.map((t) => num(t)) },
       ],
+      // The legend names the series; values (and the time) only while the cursor is on a point.
       series: [
-        { value: hourly ? "{D} {MMM} {HH}:{mm}" : "{D} {MMM} {YYYY}" },
+        { label: "", value: (_u, v) => (v == null ? "" : when(uPlot.tzDate(new Date(v * 1000), "Etc/UTC"))) },
         ...series.map((s, i) => {
           const color = cssVar(s.color);
           return {
@@ -49,7 +51,7 @@ export function Chart({ x, series, height = 240, hourly = false, label }) {
             width: 2,
             fill: i === 0 ? color + "22" : undefined,
             points: { show: x.length < 40 },
-            value: (_u, v) => (v === null ? "–" : num(v)),
+            value: (u, v) => (u.cursor.idx == null ? "" : v == null ? "–" : num(v)),
           };
         }),
       ],

@@ -18,6 +18,7 @@ from cadlink.config import Settings, unknown_settings
 from cadlink.heap import map_large_buffers, release_free_memory
 
 if TYPE_CHECKING:
+    from cadlink.store.meta import MetaStore
     from cadlink.store.meta.records import SiteRecord
 
 
@@ -240,7 +241,7 @@ def init(admin_email: str | None, admin_password: str | None, demo: bool, as_jso
             out["demoSite"] = site.public_id
             lines.append(f"demo site: {site.public_id} (demo-shop.example)")
             if events.count_events(site.public_id) == 0:
-                n = _load_demo(settings, events, site, 30, 60_000, not as_json)
+                n = _load_demo(settings, meta, events, site, 30, 60_000, not as_json)
                 lines.append(f"generated {n} demo events over 30 days")
     finally:
         events.close()
@@ -322,7 +323,13 @@ def sites_list(as_json: bool) -> None:
 
 
 def _load_demo(
-    settings: Settings, events: Any, site: SiteRecord, days: int, count: int, progress: bool
+    settings: Settings,
+    meta: MetaStore,
+    events: Any,
+    site: SiteRecord,
+    days: int,
+    count: int,
+    progress: bool,
 ) -> int:
     """Generate history and bulk-load it through the real enrichment and sessionizer: the
     `days` calendar days up to now in the site's timezone (the dashboard's "last N days")."""
@@ -335,12 +342,18 @@ def _load_demo(
     from cadlink.pipeline.demo import DemoConfig, generate
     from cadlink.pipeline.enrichment import Enricher
     from cadlink.pipeline.loader import Loader
-    from cadlink.services import build_geo, build_ua_parser
+    from cadlink.services import build_geo, build_ua_parser, identity_recorder
 
     # Demo history is "received" when it happened, so the late-event clamp must not apply.
     enricher = Enricher(build_ua_parser(), build_geo(settings), late_event_hours=24 * (days + 1))
     # A private, empty spool directory: demo rows go straight to the store, not the live buffer.
-    loader = Loader(SpoolReader(settings.data_dir / "demo-spool"), events, enricher)
+    # Its identified users go to the metadata store with their traits, as the server's do.
+    loader = Loader(
+        SpoolReader(settings.data_dir / "demo-spool"),
+        events,
+        enricher,
+        on_identities=identity_recorder(meta),
+    )
     config = DemoConfig(
         site_id=site.public_id,
         days=days,
@@ -396,7 +409,7 @@ def demo(site_id: str | None, days: int, count: int, as_json: bool) -> None:
             f"cannot open the event store ({e}); stop `cadlink serve` while generating demo data"
         ) from None
     try:
-        stored = _load_demo(settings, events, site, days, count, not as_json)
+        stored = _load_demo(settings, meta, events, site, days, count, not as_json)
     finally:
         events.close()
     _emit(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import sqlite3
 import subprocess
 from pathlib import Path
 
@@ -142,6 +144,12 @@ def test_init_with_admin_and_demo_is_idempotent(tmp_path: Path) -> None:
     assert n > 30_000  # the second init did not add more
     assert days >= 29
     assert sessions is not None and sessions[0] > 1000
+    # The demo's identified users reach the CRM with the traits their identify() sent.
+    meta = sqlite3.connect(data / "meta.sqlite3")
+    traits = [json.loads(t) for (t,) in meta.execute("SELECT traits FROM site_users")]
+    meta.close()
+    assert len(traits) > 5
+    assert all(t.get("plan") in ("free", "pro") for t in traits)
 
 
 def test_demo_for_a_given_site(tmp_path: Path) -> None:

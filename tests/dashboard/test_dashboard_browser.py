@@ -246,6 +246,14 @@ def test_products_behaviour_and_settings_pages(page: Page, dashboard: Dashboard)
         page.wait_for_selector(".panel")
         wait_idle(page)
         assert page.locator(".state.error").count() == 0, tab
+        if tab == "goals":  # revenue in the main currency, the others beneath, never added up
+            by = dashboard.get("/api/v1/analytics/goals")["summary"]["revenueByCurrency"]
+            main, *rest = sorted(by, key=lambda c: -c["revenue"])
+            card = page.locator('[data-metric="revenue"]')
+            expect(card.locator(".card-value")).to_contain_text(main["currency"])
+            assert metric(page, "revenue") == main["revenue"]
+            for other in rest:
+                expect(card.locator(".card-delta")).to_contain_text(other["currency"])
         if tab in ("search", "engagement", "experiments"):
             shoot(page, f"behaviour-{tab}")
     page.goto(f"{dashboard.url}/settings?site={dashboard.site_id}")

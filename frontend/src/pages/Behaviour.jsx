@@ -159,6 +159,22 @@ function Errors({ site, query }) {
   );
 }
 
+/** Revenue in the currency with the most of it, the others beneath: amounts in different
+ * currencies are never added up. */
+function RevenueCard({ byCurrency }) {
+  const [main, ...rest] = [...byCurrency].sort((a, b) => b.revenue - a.revenue);
+  const amount = (c) => `${money(c.revenue)} ${c.currency || "(no currency)"}`;
+  return (
+    <Card
+      name="revenue"
+      label="Revenue"
+      value={main ? amount(main) : "–"}
+      raw={main ? main.revenue : 0}
+      hint={rest.length ? rest.map(amount).join(" · ") : undefined}
+    />
+  );
+}
+
 function Goals({ site, query }) {
   const q = useApi("/api/v1/analytics/goals", reportParams(site, query));
   return (
@@ -169,7 +185,7 @@ function Goals({ site, query }) {
             <Card name="convertingVisitors" label="Converting visitors" value={num(d.summary.convertingVisitors)} raw={d.summary.convertingVisitors} />
             <Card name="conversionRate" label="Conversion rate" value={pct(d.summary.conversionRate)} raw={d.summary.conversionRate} />
             <Card name="completions" label="Completions" value={num(d.summary.completions)} raw={d.summary.completions} />
-            <Card name="revenue" label="Revenue (all currencies)" value={money(d.summary.revenue)} raw={d.summary.revenue} />
+            <RevenueCard byCurrency={d.summary.revenueByCurrency} />
           </div>
           <Panel title="Goals">
             <Table

@@ -8,12 +8,14 @@ visitors of all events in the range, `revenue` = the sum of numeric `properties.
 events (in practice `purchase`), and `revenueByCurrency` the same split by
 `properties.currency` (amounts are never converted; a missing currency is reported as null).
 Summary: `visitors` (all), `convertingVisitors` (with any goal event), `conversionRate`,
-`completions` and `revenue` over all goals.
+`completions` and `revenue` over all goals, and `revenueByCurrency` over all goals (what a
+shop selling in several currencies reads: `revenue` adds their amounts as they are).
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from typing import Any
 
 from cadlink.events import CONVERSION_EVENT_TYPES
@@ -48,6 +50,16 @@ def _money(value: Any) -> float:
 
 def _ratio(num: float, den: float) -> float:
     return round(num / den, 4) if den else 0.0
+
+
+def _by_currency(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Revenue per currency of (goal, currency, revenue) rows, by currency (a missing one
+    last)."""
+    sums: dict[str | None, float] = {}
+    for r in rows:
+        sums[r["currency"]] = sums.get(r["currency"], 0.0) + float(r["revenue"] or 0.0)
+    order = sorted(sums, key=lambda c: (c is None, c or ""))
+    return [{"currency": c, "revenue": _money(sums[c])} for c in order]
 
 
 def goals(plan: Plan, db: Executor, names: tuple[str, ...] | None = None) -> dict[str, Any]:
@@ -87,9 +99,6 @@ def goals(plan: Plan, db: Executor, names: tuple[str, ...] | None = None) -> dic
     )
     visitors = int(totals["visitors"] or 0)
     found = {r["goal"]: r for r in per_goal}
-    currencies: dict[str, dict[str | None, float]] = {}
-    for r in by_currency:
-        currencies.setdefault(r["goal"], {})[r["currency"]] = _money(r["revenue"])
     rows = []
     for name in names:
         r = found.get(name, {})
@@ -101,13 +110,7 @@ def goals(plan: Plan, db: Executor, names: tuple[str, ...] | None = None) -> dic
                 "visitors": v,
                 "conversionRate": _ratio(v, visitors),
                 "revenue": _money(r.get("revenue")),
-                "revenueByCurrency": [
-                    {"currency": c, "revenue": amount}
-                    for c, amount in sorted(
-                        currencies.get(name, {}).items(),
-                        key=lambda kv: (kv[0] is None, kv[0] or ""),
-                    )
-                ],
+                "revenueByCurrency": _by_currency(r for r in by_currency if r["goal"] == name),
             }
         )
     converting = int(totals["converting"] or 0)
@@ -118,6 +121,7 @@ def goals(plan: Plan, db: Executor, names: tuple[str, ...] | None = None) -> dic
             "conversionRate": _ratio(converting, visitors),
             "completions": sum(g["completions"] for g in rows),
             "revenue": _money(sum(float(r.get("revenue") or 0.0) for r in per_goal)),
+            "revenueByCurrency": _by_currency(by_currency),
         },
         "goals": rows,
     }

@@ -55,6 +55,16 @@ export function money(n) {
   return Math.abs(n) >= 10000 ? num(n) : exactFmt.format(Math.round(n * 100) / 100);
 }
 
+/** Revenue per currency (`[{currency, revenue}]`) as "1,234.50 EUR · 99 USD", the largest
+ * first: amounts in different currencies are never added up. "–" without revenue. */
+export function byCurrency(list) {
+  if (!list || list.length === 0) return "–";
+  return [...list]
+    .sort((a, b) => b.revenue - a.revenue)
+    .map((c) => `${money(c.revenue)} ${c.currency || "(no currency)"}`)
+    .join(" · ");
+}
+
 /** Change from `previous` to `current` as a ratio; null when there was nothing before. */
 export function change(current, previous) {
   if (!previous) return current ? null : 0;

@@ -240,6 +240,13 @@ def test_products_behaviour_and_settings_pages(page: Page, dashboard: Dashboard)
     top = dashboard.get("/api/v1/analytics/products/top", limit=20)
     page.wait_for_selector(".table-wrap tbody tr")
     expect(page.locator(".table-wrap tbody tr").first).to_contain_text(top[0]["name"])
+    # Revenue per currency, the largest first: never one sum across currencies.
+    sold = next(p for p in top if len(p["revenueByCurrency"]) > 1)
+    row = page.locator(".table-wrap tbody tr", has_text=sold["name"]).first
+    cell = row.locator("td").last
+    by = sorted(sold["revenueByCurrency"], key=lambda c: -c["revenue"])
+    expect(cell).to_contain_text(by[0]["currency"])
+    assert cell.inner_text().index(by[0]["currency"]) < cell.inner_text().index(by[1]["currency"])
     shoot(page, "products")
     for tab in ("search", "engagement", "vitals", "errors", "goals", "experiments"):
         page.goto(f"{dashboard.url}/behaviour?site={dashboard.site_id}&tab={tab}")

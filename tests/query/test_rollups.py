@@ -11,7 +11,7 @@ import msgspec
 import psycopg
 import pytest
 
-from cadlink.events import Envelope
+from cadlink.events import Envelope, IncomingEvent
 from cadlink.ingest.buffer import SpoolReader
 from cadlink.ingest.enrich.geo import GeoLocator
 from cadlink.pipeline.demo import DemoConfig, generate
@@ -141,7 +141,10 @@ def test_product_rollups_are_backfilled_on_open(
     expected = products.top(store, raw), products.affiliate(store, raw)
     assert expected[0] and expected[1]["clicks"] > 0
     store.close()
-    drop = "DROP TABLE rollup_product_hours; DROP TABLE rollup_affiliate_hours"
+    drop = (
+        "DROP TABLE rollup_product_hours; DROP TABLE rollup_affiliate_hours; "
+        "DROP TABLE rollup_product_revenue_hours"
+    )
     if engine == "duckdb":
         import duckdb
 
@@ -194,5 +197,50 @@ def test_hours_the_loader_has_passed_are_merged_to_one_row_per_key(
         dirty = store.fetch("SELECT DISTINCT hour_no FROM rollup_dirty_hours", [])
         assert [r["hour_no"] for r in dirty] == [(last.received_ms + 3 * 3_600_000) // 3_600_000]
         assert service.dashboard(store, spec) == before
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_product_revenue_is_split_by_currency_never_added_across(
+    engine: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """One product bought in euros, dollars and without a currency (and once with a revenue
+    that is not a number): each currency its own amount, the missing one last, on the
+    rollup path and on the raw one alike."""
+    store = open_event_store(_url(engine, tmp_path, request, "postgres_url"))
+    ua = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0"
+    t0 = int(datetime(2026, 3, 30, 10, tzinfo=UTC).timestamp() * 1000)
+    bought = [
+        ("p1", {"revenue": 20.5, "currency": "USD"}),
+        ("p1", {"revenue": 10, "currency": "EUR"}),
+        ("p1", {"revenue": 2.25}),
+        ("p1", {"revenue": "lots", "currency": "GBP"}),
+        ("p1", {"revenue": 5.25, "currency": "EUR"}),
+        ("p2", {"revenue": 7, "currency": "EUR"}),
+    ]
+    envelopes = []
+    for n, (pid, props) in enumerate(bought):
+        t = t0 + n * 60_000
+        events = [
+            IncomingEvent("product_view", timestamp=t, properties={"productId": pid}),
+            IncomingEvent("purchase", timestamp=t + 1, properties={"productId": pid} | props),
+        ]
+        envelopes.append(Envelope(t + 1, "s", 100 + n, "", ua, events))
+    try:
+        _loader(store, tmp_path).load_envelopes(envelopes)
+        period = Period(date(2026, 3, 30), date(2026, 3, 30))
+        for options in ({}, {"raw": "true"}):
+            top = {
+                r["productId"]: r
+                for r in products.top(store, ReportSpec("s", period, (), options=options))
+            }
+            assert top["p1"]["revenueByCurrency"] == [
+                {"currency": "EUR", "revenue": 15.25},
+                {"currency": "USD", "revenue": 20.5},
+                {"currency": None, "revenue": 2.25},
+            ], options
+            assert top["p1"]["revenue"] == 38.0  # what `revenue` adds up, as documented
+            assert top["p2"]["revenueByCurrency"] == [{"currency": "EUR", "revenue": 7.0}]
     finally:
         store.close()

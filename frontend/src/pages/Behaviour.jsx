@@ -1,6 +1,6 @@
 import { useState } from "preact/hooks";
 import { Async, BarList, Card, Panel, Table, Tabs } from "../components/ui.jsx";
-import { dateTime, duration, millis, money, num, pct } from "../format.js";
+import { byCurrency, dateTime, duration, millis, money, num, pct } from "../format.js";
 import { useApi } from "../hooks.js";
 import { setQuery } from "../router.js";
 import { reportParams } from "../view.js";
@@ -196,7 +196,7 @@ function Goals({ site, query }) {
                 { key: "completions", label: "Completions", num: true, format: num },
                 { key: "visitors", label: "Visitors", num: true, format: num },
                 { key: "conversionRate", label: "Rate", num: true, format: (v) => pct(v) },
-                { key: "revenueByCurrency", label: "Revenue", num: true, render: (r) => (r.revenueByCurrency.length ? r.revenueByCurrency.map((c) => `${money(c.revenue)} ${c.currency || ""}`).join(" · ") : "–") },
+                { key: "revenueByCurrency", label: "Revenue", num: true, render: (r) => byCurrency(r.revenueByCurrency) },
               ]}
             />
           </Panel>

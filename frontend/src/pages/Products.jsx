@@ -1,5 +1,5 @@
 import { Async, BarList, Card, Panel, Table } from "../components/ui.jsx";
-import { money, num, pct } from "../format.js";
+import { byCurrency, num, pct } from "../format.js";
 import { useApi } from "../hooks.js";
 import { reportParams } from "../view.js";
 
@@ -44,7 +44,7 @@ export function Products({ site, query }) {
                 { key: "clickThroughRate", label: "CTR", num: true, format: (v) => pct(v) },
                 { key: "wishlist", label: "Wishlist", num: true, format: num },
                 { key: "compare", label: "Compare", num: true, format: num },
-                { key: "revenue", label: "Revenue", num: true, format: money },
+                { key: "revenueByCurrency", label: "Revenue", num: true, render: (r) => byCurrency(r.revenueByCurrency) },
               ]}
             />
           )}

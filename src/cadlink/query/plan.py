@@ -23,6 +23,7 @@ EVENTS = "analytics_events"
 HOURS = "rollup_visitor_hours"
 PAGE_HOURS = "rollup_page_hours"
 PRODUCT_HOURS = "rollup_product_hours"
+PRODUCT_REVENUE_HOURS = "rollup_product_revenue_hours"
 AFFILIATE_HOURS = "rollup_affiliate_hours"
 SESSIONS = "sessions"
 

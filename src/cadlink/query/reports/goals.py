@@ -15,12 +15,12 @@ shop selling in several currencies reads: `revenue` adds their amounts as they a
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
 from typing import Any
 
 from cadlink.events import CONVERSION_EVENT_TYPES
 from cadlink.query.dimensions import dimension
 from cadlink.query.plan import EVENTS, Executor, Plan
+from cadlink.query.reports.money import by_currency, money
 from cadlink.query.spec import QueryError
 from cadlink.query.sql import Sql, in_list, raw
 
@@ -43,23 +43,8 @@ def parse_goals(value: str | None) -> tuple[str, ...]:
     return tuple(out)
 
 
-def _money(value: Any) -> float:
-    # Sums of floats depend on their order: settle the noise before rounding to cents.
-    return round(round(float(value or 0.0), 6), 2)
-
-
 def _ratio(num: float, den: float) -> float:
     return round(num / den, 4) if den else 0.0
-
-
-def _by_currency(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Revenue per currency of (goal, currency, revenue) rows, by currency (a missing one
-    last)."""
-    sums: dict[str | None, float] = {}
-    for r in rows:
-        sums[r["currency"]] = sums.get(r["currency"], 0.0) + float(r["revenue"] or 0.0)
-    order = sorted(sums, key=lambda c: (c is None, c or ""))
-    return [{"currency": c, "revenue": _money(sums[c])} for c in order]
 
 
 def goals(plan: Plan, db: Executor, names: tuple[str, ...] | None = None) -> dict[str, Any]:
@@ -83,7 +68,7 @@ def goals(plan: Plan, db: Executor, names: tuple[str, ...] | None = None) -> dic
         + is_goal
         + " GROUP BY e.event_type",
     )
-    by_currency = plan.run(
+    currencies = plan.run(
         db,
         Sql("SELECT e.event_type AS goal, ")
         + plan.event_expr(dimension("prop:currency"))
@@ -109,8 +94,8 @@ def goals(plan: Plan, db: Executor, names: tuple[str, ...] | None = None) -> dic
                 "completions": int(r.get("n") or 0),
                 "visitors": v,
                 "conversionRate": _ratio(v, visitors),
-                "revenue": _money(r.get("revenue")),
-                "revenueByCurrency": _by_currency(r for r in by_currency if r["goal"] == name),
+                "revenue": money(r.get("revenue")),
+                "revenueByCurrency": by_currency(r for r in currencies if r["goal"] == name),
             }
         )
     converting = int(totals["converting"] or 0)
@@ -120,8 +105,8 @@ def goals(plan: Plan, db: Executor, names: tuple[str, ...] | None = None) -> dic
             "convertingVisitors": converting,
             "conversionRate": _ratio(converting, visitors),
             "completions": sum(g["completions"] for g in rows),
-            "revenue": _money(sum(float(r.get("revenue") or 0.0) for r in per_goal)),
-            "revenueByCurrency": _by_currency(by_currency),
+            "revenue": money(sum(float(r.get("revenue") or 0.0) for r in per_goal)),
+            "revenueByCurrency": by_currency(currencies),
         },
         "goals": rows,
     }

@@ -9,7 +9,10 @@ Events count within the period and the report's filters; a product is the text o
 - `clicks`: `product_click` events; `affiliateClicks`: `affiliate_click` events;
 - `clickThroughRate`: affiliateClicks / views (0 without views);
 - `wishlist`: `product_wishlist` events; `compare`: `product_compare` events;
-- `revenue`: sum of numeric `properties.revenue` of `purchase` events naming the product.
+- `revenue`: sum of numeric `properties.revenue` of `purchase` events naming the product;
+  `revenueByCurrency`: the same per `properties.currency` (`[{"currency", "revenue"}]`, by
+  currency code, a missing currency as null, last; empty without revenue). `revenue` adds
+  amounts of different currencies as they are: a shop selling in several reads the split.
 
 Sorted by views, then product id; `limit` rows.
 
@@ -18,9 +21,10 @@ The affiliate breakdown counts `affiliate_click` events (`clicks`) and distinct 
 `null` when absent), each list sorted by clicks, then value, and cut at `limit`.
 
 Without filters, in a zone whose offsets are whole hours (as the dashboard decides in
-`Plan.uses_hour_rollup`), both read the hourly product and affiliate rollups the loader keeps
-(per site, hour, visitor and product or platform/position) instead of the events: the same
-answers, distinct visitors included, without reading a property of any event.
+`Plan.uses_hour_rollup`), both read the hourly product, product revenue and affiliate
+rollups the loader keeps (per site, hour, visitor and product, product and currency, or
+platform/position) instead of the events: the same answers, distinct visitors included,
+without reading a property of any event.
 """
 
 from __future__ import annotations
@@ -28,7 +32,15 @@ from __future__ import annotations
 from typing import Any
 
 from cadlink.query.dialects import dialect_for
-from cadlink.query.plan import AFFILIATE_HOURS, EVENTS, PRODUCT_HOURS, Executor, Plan
+from cadlink.query.plan import (
+    AFFILIATE_HOURS,
+    EVENTS,
+    PRODUCT_HOURS,
+    PRODUCT_REVENUE_HOURS,
+    Executor,
+    Plan,
+)
+from cadlink.query.reports.money import by_currency
 from cadlink.query.spec import ReportSpec
 from cadlink.query.sql import Sql, in_list, join, param
 
@@ -55,12 +67,48 @@ def _top_from_rollup(plan: Plan, db: Executor, limit: int) -> list[dict[str, Any
     return plan.run(db, sql)
 
 
+def _revenue_by_currency(plan: Plan, db: Executor) -> list[dict[str, Any]]:
+    """(pid, currency, revenue) rows of the period's purchases with a numeric revenue."""
+    if plan.uses_hour_rollup():
+        sql = (
+            Sql(
+                "SELECT r.product_id AS pid, r.currency, sum(r.revenue) AS revenue "
+                f"FROM {PRODUCT_REVENUE_HOURS} r WHERE "
+            )
+            + plan.rollup_where()
+            + " GROUP BY 1, 2"
+        )
+    else:
+        d = plan.dialect
+        sql = (
+            Sql("SELECT pid, currency, sum(rev) AS revenue FROM (SELECT ")
+            + join(
+                [
+                    d.prop("productId") + " AS pid",
+                    d.prop("currency") + " AS currency",
+                    d.prop_number("revenue") + " AS rev",
+                ]
+            )
+            + f" FROM {EVENTS} e WHERE "
+            + plan.event_where()
+            + " AND e.event_type = 'purchase') x "
+            + "WHERE pid IS NOT NULL AND rev IS NOT NULL GROUP BY 1, 2"
+        )
+    return plan.run(db, sql)
+
+
 def top_products(plan: Plan, db: Executor, limit: int) -> list[dict[str, Any]]:
     rows = (
         _top_from_rollup(plan, db, limit)
         if plan.uses_hour_rollup()
         else _top_from_events(plan, db, limit)
     )
+    # A second, small read, only when the products listed had purchases (an affiliate or
+    # content site has none).
+    currencies: dict[str, list[dict[str, Any]]] = {}
+    if any(r["revenue"] is not None for r in rows):
+        for c in _revenue_by_currency(plan, db):
+            currencies.setdefault(c["pid"], []).append(c)
     out = []
     for r in rows:
         views, aff = int(r["views"]), int(r["affiliate_clicks"])
@@ -76,6 +124,7 @@ def top_products(plan: Plan, db: Executor, limit: int) -> list[dict[str, Any]]:
                 "wishlist": int(r["wishlist"]),
                 "compare": int(r["compare"]),
                 "revenue": round(float(r["revenue"] or 0.0), 2),
+                "revenueByCurrency": by_currency(currencies.get(r["pid"], ())),
             }
         )
     return out

@@ -8,8 +8,9 @@ hour expression, property reads and parameter markers are filled in per engine.
 
 The other rollups share that key: `rollup_page_hours` (page views per page) for the page
 breakdown, `rollup_product_hours` (per product: views, clicks, affiliate clicks, wishlist,
-compare, revenue, a name) for the top products, and `rollup_affiliate_hours` (affiliate
-clicks per platform and position) for the affiliate breakdown. Keeping the visitor in the
+compare, revenue, a name) and `rollup_product_revenue_hours` (revenue per product and
+currency) for the top products, and `rollup_affiliate_hours` (affiliate clicks per platform
+and position) for the affiliate breakdown. Keeping the visitor in the
 key is what keeps distinct visitors exact.
 
 Upkeep is append-only: each batch adds its own new events' counts, aggregated by key, in the
@@ -103,6 +104,31 @@ WHERE pid IS NOT NULL
 GROUP BY site_id, hour_no, pid, visitor_id
 """
 
+# Revenue per product and currency (`properties.currency` of `purchase` events, never
+# converted): amounts in different currencies cannot be added up, so the top products report
+# splits each product's revenue by currency. Only purchases with a numeric revenue have rows.
+REVENUE_DDL = """
+CREATE TABLE IF NOT EXISTS rollup_product_revenue_hours (
+    site_id {text} NOT NULL,
+    hour_no BIGINT NOT NULL,
+    product_id {text} NOT NULL,
+    currency {text},
+    visitor_id BIGINT NOT NULL,
+    revenue {double} NOT NULL
+)
+"""
+
+_REVENUE_SELECT = """
+SELECT site_id, hour_no, pid, cur, visitor_id, sum(rev)
+FROM (
+    SELECT e.site_id, {hour_e} AS hour_no, {product_id} AS pid, {currency} AS cur,
+           e.visitor_id, {revenue} AS rev
+    FROM {source} e WHERE {where} AND e.event_type = 'purchase'
+) x
+WHERE pid IS NOT NULL AND rev IS NOT NULL
+GROUP BY site_id, hour_no, pid, cur, visitor_id
+"""
+
 AFFILIATE_DDL = """
 CREATE TABLE IF NOT EXISTS rollup_affiliate_hours (
     site_id {text} NOT NULL,
@@ -176,6 +202,10 @@ TABLES = (
            "sum(r.views) AS views, sum(r.clicks) AS clicks, "
            "sum(r.affiliate_clicks) AS affiliate_clicks, sum(r.wishlist) AS wishlist, "
            "sum(r.compare) AS compare, sum(r.revenue) AS revenue"),
+    Rollup("rollup_product_revenue_hours", REVENUE_DDL, _REVENUE_SELECT,
+           "r.site_id, r.hour_no, r.product_id, r.currency, r.visitor_id",
+           "r.site_id, r.hour_no, r.product_id, r.currency, r.visitor_id, "
+           "sum(r.revenue) AS revenue"),
     Rollup("rollup_affiliate_hours", AFFILIATE_DDL, _AFFILIATE_SELECT,
            "r.site_id, r.hour_no, r.visitor_id, r.platform, r.position",
            "r.site_id, r.hour_no, r.visitor_id, r.platform, r.position, "
@@ -219,7 +249,7 @@ def compact_statements() -> list[str]:
 # does not import the query layer: rollup answers must equal the raw scan's on each engine.
 def _props(engine: str) -> dict[str, str]:
     keys = {"product_id": "productId", "product_name": "productName", "platform": "platform",
-            "position": "position"}  # fmt: skip
+            "position": "position", "currency": "currency"}  # fmt: skip
     if engine == "duckdb":
         out = {k: f"json_extract_string(e.properties, '$.{key}')" for k, key in keys.items()}
         out["revenue"] = "TRY_CAST(json_extract_string(e.properties, '$.revenue') AS DOUBLE)"

@@ -37,9 +37,11 @@ export function duration(seconds) {
   if (s < 1) return s === 0 ? "0s" : Math.round(s * 1000) + "ms";
   if (s < 60) return (s < 10 ? trim(s.toFixed(1)) : Math.round(s)) + "s";
   const total = Math.round(s);
-  const h = Math.floor(total / 3600);
+  const d = Math.floor(total / 86400);
+  const h = Math.floor((total % 86400) / 3600);
   const m = Math.floor((total % 3600) / 60);
   const rest = total % 60;
+  if (d) return h ? `${d}d ${h}h` : `${d}d`; // "7d", not "168h"
   if (h) return m ? `${h}h ${m}m` : `${h}h`;
   return rest ? `${m}m ${rest}s` : `${m}m`;
 }

@@ -152,6 +152,8 @@ def test_funnel_is_built_and_shows_the_api_counts(page: Page, dashboard: Dashboa
 
     eventually(lambda: _equal(shown(), expected))
     assert expected[0] > expected[-1] > 0
+    # The window as the user picked it (it read "168h").
+    expect(page.locator("[data-testid=funnel] p").first).to_contain_text("within 7 days.")
     shoot(page, "funnels")
 
 

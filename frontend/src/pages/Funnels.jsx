@@ -12,6 +12,12 @@ const EVENT_TYPES = [
 const DEFAULT_STEPS = "page_view,product_view,affiliate_click";
 const WINDOWS = [["30m", "30 minutes"], ["1h", "1 hour"], ["1d", "1 day"], ["7d", "7 days"], ["30d", "30 days"]];
 
+/** "30m", "1h", "7d" → minutes (as the API reads `window`). */
+function windowMinutes(value) {
+  const n = parseInt(value, 10);
+  return n * { m: 1, h: 60, d: 1440 }[value.slice(-1)];
+}
+
 /** "page_view@/cart" / "affiliate_click[platform=amazon]" ⇄ {type, mode, page, key, value}. */
 export function parseStep(text) {
   const m = /^([^@[\]]+)(?:@([^[\]]*))?(?:\[([^=\]]+)=([^\]]*)\])?$/.exec(text.trim());
@@ -107,7 +113,7 @@ function FunnelChart({ data }) {
     <div class="funnel" data-testid="funnel">
       <p class="muted">
         {num(data.entered)} entered, {num(data.completed)} completed: <strong>{pct(data.conversionRate)}</strong> conversion within{" "}
-        {duration(data.windowMinutes * 60)}.
+        {WINDOWS.find(([v]) => windowMinutes(v) === data.windowMinutes)?.[1] || duration(data.windowMinutes * 60)}.
       </p>
       {data.steps.map((s) => (
         <div class="funnel-step" data-testid="funnel-step" data-step={s.step} data-visitors={s.visitors}>

@@ -183,6 +183,19 @@ def test_crm_users_and_user_detail(page: Page, dashboard: Dashboard) -> None:
     )
     first_path = next(p["path"] for s in detail["sessions"] for p in s["pages"])
     expect(page.locator("[data-testid=user-detail]")).to_contain_text(first_path)
+    # A buyer: their revenue in the main currency, and on the session that bought.
+    buyer = next(
+        d
+        for u in dashboard.get("/api/v1/crm/users", limit=200)
+        if (d := dashboard.get(f"/api/v1/crm/users/{u['userId']}"))["revenueByCurrency"]
+    )
+    main = max(buyer["revenueByCurrency"], key=lambda c: c["revenue"])
+    page.goto(f"{dashboard.url}/crm?site={dashboard.site_id}&user={buyer['userId']}")
+    card = page.locator('[data-testid=user-detail] [data-metric="revenue"]')
+    expect(card.locator(".card-value")).to_contain_text(main["currency"])
+    assert metric(page, "revenue") == main["revenue"]
+    badges = page.locator("[data-testid=user-detail] .session .badge.good")
+    expect(badges.filter(has_text=main["currency"]).first).to_be_visible()
     shoot(page, "crm-user")
 
 

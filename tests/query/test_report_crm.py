@@ -150,3 +150,50 @@ def test_page_views_are_those_of_the_sessions_a_user_was_identified_in(loaded: A
         detail = crm.user_detail(_plan(store), store, user_id)
         assert detail is not None
         assert listed[user_id]["pageViews"] == sum(s["pageViews"] for s in detail["sessions"])
+
+
+def test_user_revenue_per_currency_includes_purchases_made_before_identify(
+    tmp_path: Path,
+) -> None:
+    """A shop identifies its buyer on the order confirmation, after the purchase event: the
+    purchase carries no userId but is the user's revenue. Currencies are never added up."""
+    store = DuckDBEventStore(str(tmp_path / "e.duckdb"))
+    loader = Loader(
+        SpoolReader(tmp_path / "spool"), store, Enricher(build_ua_parser(), GeoLocator(), 24 * 3650)
+    )
+
+    def at(t: datetime, kind: str, user: str | None = None, **props: Any) -> IncomingEvent:
+        ms = int(t.timestamp() * 1000)
+        return IncomingEvent(kind, timestamp=ms, user_id=user, page_path="/shop", properties=props)
+
+    day1, day9 = NOW - timedelta(days=9), NOW - timedelta(days=1)
+    visits = [
+        (800, [at(day1, "page_view"), at(day1 + timedelta(minutes=1), "purchase",
+               revenue=40.5, currency="EUR", productId="p1"),
+               at(day1 + timedelta(minutes=2), "identify", "buyer")]),
+        (800, [at(day9, "page_view", "buyer"), at(day9 + timedelta(minutes=1), "purchase",
+               "buyer", revenue=12, currency="USD"),
+               at(day9 + timedelta(minutes=2), "purchase", "buyer", revenue=9.5, currency="EUR"),
+               at(day9 + timedelta(minutes=3), "purchase", "buyer", revenue="n/a", currency="GBP")]),
+        # Another visitor's purchase in the same minutes is not the buyer's.
+        (801, [at(day9, "page_view"), at(day9 + timedelta(minutes=1), "purchase",
+               revenue=99, currency="EUR")]),
+    ]  # fmt: skip
+    loader.load_envelopes(
+        Envelope(e.timestamp or 0, SITE, v, "", UA, [e]) for v, events in visits for e in events
+    )
+    try:
+        detail = crm.user_detail(_plan(store), store, "buyer")
+        assert detail is not None
+        assert detail["revenueByCurrency"] == [
+            {"currency": "EUR", "revenue": 50.0},
+            {"currency": "USD", "revenue": 12.0},
+        ]
+        newest, oldest = detail["sessions"]
+        assert newest["revenueByCurrency"] == [
+            {"currency": "EUR", "revenue": 9.5},
+            {"currency": "USD", "revenue": 12.0},
+        ]
+        assert oldest["revenueByCurrency"] == [{"currency": "EUR", "revenue": 40.5}]
+    finally:
+        store.close()

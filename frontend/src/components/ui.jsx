@@ -1,5 +1,5 @@
 // Building blocks shared by every page: states, panels, cards, tables and tabs.
-import { exact, label as labelOf, num } from "../format.js";
+import { exact, label as labelOf, money, num } from "../format.js";
 
 export function Loading({ text = "Loading…" }) {
   return (
@@ -183,5 +183,29 @@ export function Tabs({ tabs, value, onChange, label }) {
         </button>
       ))}
     </div>
+  );
+}
+
+/** Revenue in the currency with the most of it, the others beneath: amounts in different
+ * currencies are never added up. */
+export function RevenueCard({ byCurrency }) {
+  const [main, ...rest] = [...byCurrency].sort((a, b) => b.revenue - a.revenue);
+  const amount = (c) => `${money(c.revenue)} ${c.currency || "(no currency)"}`;
+  return (
+    <Card
+      name="revenue"
+      label="Revenue"
+      value={
+        main ? (
+          <>
+            {money(main.revenue)} <span class="card-unit">{main.currency || "(no currency)"}</span>
+          </>
+        ) : (
+          "–"
+        )
+      }
+      raw={main ? main.revenue : 0}
+      hint={rest.length ? rest.map(amount).join(" · ") : undefined}
+    />
   );
 }

@@ -1,6 +1,6 @@
 import { useState } from "preact/hooks";
-import { Async, BarList, Card, Panel, Table, Tabs } from "../components/ui.jsx";
-import { byCurrency, dateTime, duration, millis, money, num, pct } from "../format.js";
+import { Async, BarList, Card, Panel, RevenueCard, Table, Tabs } from "../components/ui.jsx";
+import { byCurrency, dateTime, duration, millis, num, pct } from "../format.js";
 import { useApi } from "../hooks.js";
 import { setQuery } from "../router.js";
 import { reportParams } from "../view.js";
@@ -156,22 +156,6 @@ function Errors({ site, query }) {
         </>
       )}
     </Async>
-  );
-}
-
-/** Revenue in the currency with the most of it, the others beneath: amounts in different
- * currencies are never added up. */
-function RevenueCard({ byCurrency }) {
-  const [main, ...rest] = [...byCurrency].sort((a, b) => b.revenue - a.revenue);
-  const amount = (c) => `${money(c.revenue)} ${c.currency || "(no currency)"}`;
-  return (
-    <Card
-      name="revenue"
-      label="Revenue"
-      value={main ? amount(main) : "–"}
-      raw={main ? main.revenue : 0}
-      hint={rest.length ? rest.map(amount).join(" · ") : undefined}
-    />
   );
 }
 

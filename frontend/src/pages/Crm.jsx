@@ -1,6 +1,6 @@
 import { Chart, toSeconds } from "../components/Chart.jsx";
-import { Async, Card, Panel, Table, Tabs } from "../components/ui.jsx";
-import { ago, dateTime, duration, label, money, num, pct } from "../format.js";
+import { Async, Card, Panel, RevenueCard, Table, Tabs } from "../components/ui.jsx";
+import { ago, byCurrency, dateTime, duration, label, num, pct } from "../format.js";
 import { useApi, useNow } from "../hooks.js";
 import { link, setQuery } from "../router.js";
 import { sharedQuery } from "../view.js";
@@ -117,6 +117,7 @@ function UserDetail({ site, query, userId }) {
                 <Card name="sessions" label="Sessions" value={num(sessions.length)} raw={sessions.length} />
                 <Card name="pageViews" label="Page views" value={num(pages)} raw={pages} />
                 <Card name="converted" label="Converted sessions" value={num(sessions.filter((s) => s.converted).length)} />
+                {u.revenueByCurrency?.length > 0 && <RevenueCard byCurrency={u.revenueByCurrency} />}
               </div>
               <div class="grid2">
                 <Panel title="Traits">
@@ -164,7 +165,11 @@ function UserDetail({ site, query, userId }) {
                         <span class="muted">
                           {label(s.deviceType)} · {label(s.country)}
                         </span>
-                        {s.converted && <span class="badge good">converted{s.revenue ? ` · ${money(s.revenue)}` : ""}</span>}
+                        {s.converted && (
+                          <span class="badge good">
+                            converted{s.revenueByCurrency?.length ? ` · ${byCurrency(s.revenueByCurrency)}` : ""}
+                          </span>
+                        )}
                       </div>
                       {s.pages.length > 0 && (
                         <ol>

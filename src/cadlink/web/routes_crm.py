@@ -66,7 +66,8 @@ async def crm_user(
     _: Principal = Depends(allow_analysts),
     svc: Services = Depends(services),
 ) -> dict[str, Any]:
-    """One user: traits from `identify()`, sessions and the pages viewed in each."""
+    """One user: traits from `identify()`, revenue per currency, sessions and the pages viewed
+    in each."""
     spec = await report_spec(svc, site_id, None, None)
     plan = service.plan_for(svc.events, spec)
     detail = await asyncio.to_thread(crm.user_detail, plan, svc.events, user_id)
@@ -78,6 +79,6 @@ async def crm_user(
         raise ApiError(
             404, "unknown_user", f"no user {user_id!r} on this site", {"field": "userId"}
         )
-    out = detail or {"userId": user_id, "sessions": []}
+    out = detail or {"userId": user_id, "revenueByCurrency": [], "sessions": []}
     out["traits"] = dict(known.traits) if known else {}
     return ok(out)

@@ -9,6 +9,10 @@ Definitions (as of `now`, days in the site's time zone where they are days):
   before `identify()` in them included (a shop identifies at sign-in or checkout, so counting
   only events that carry the `userId` showed buyers with 0 page views), as the user's detail
   lists them;
+- a user's revenue (their detail): numeric `properties.revenue` of the conversion events
+  (purchases, in practice) in the sessions the user was identified in, per
+  `properties.currency` and per session (a shop often identifies after the purchase, at the
+  order confirmation: the purchase itself carries no `userId`); never added across currencies;
 - segments (a partition of users): **new** (first seen in the last 7 days); **returning** (not new,
   seen in the last 7 days, with 2+ sessions in the last 30 days); **active** (not new, seen in the
   last 7 days, otherwise); **dormant** (last seen 7 to 30 days ago); **churned** (last seen more
@@ -21,9 +25,12 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from cadlink.events import CONVERSION_EVENT_TYPES
+from cadlink.query.dimensions import dimension
 from cadlink.query.plan import EVENTS, SESSIONS, Executor, Plan
+from cadlink.query.reports.money import by_currency
 from cadlink.query.spec import Period, QueryError
-from cadlink.query.sql import Sql
+from cadlink.query.sql import Sql, in_list, raw
 
 SEGMENTS = ("new", "returning", "active", "dormant", "churned")
 ONLINE = timedelta(minutes=5)
@@ -196,6 +203,22 @@ def user_detail(plan: Plan, db: Executor, user_id: str, limit: int = 50) -> dict
             (site, user_id, site),
         ),
     )
+    revenue = plan.dialect.prop_number("revenue")
+    money = plan.run(
+        db,
+        Sql("SELECT s.session_key, ")
+        + plan.event_expr(dimension("prop:currency"))
+        + " AS currency, sum("
+        + revenue
+        + ") AS revenue "
+        + f"FROM {SESSIONS} s JOIN {EVENTS} e ON e.site_id = s.site_id "
+        + "AND e.visitor_id = s.visitor_id AND e.ts >= s.started_at AND e.ts <= s.ended_at "
+        + Sql("WHERE s.site_id = ? AND s.user_id = ? AND e.site_id = ? AND ", (site, user_id, site))
+        + in_list(raw("e.event_type"), sorted(CONVERSION_EVENT_TYPES))
+        + " AND "
+        + revenue
+        + " IS NOT NULL GROUP BY 1, 2",
+    )
     by_session: dict[str, list[dict[str, Any]]] = {k: [] for k in keys}
     for p in pages:
         if p["session_key"] in by_session:
@@ -204,6 +227,7 @@ def user_detail(plan: Plan, db: Executor, user_id: str, limit: int = 50) -> dict
             )
     return {
         "userId": user_id,
+        "revenueByCurrency": by_currency(money),
         "sessions": [
             {
                 "sessionKey": s["session_key"],
@@ -218,6 +242,9 @@ def user_detail(plan: Plan, db: Executor, user_id: str, limit: int = 50) -> dict
                 "country": s["country"],
                 "converted": bool(s["converted"]),
                 "revenue": float(s["revenue"]),
+                "revenueByCurrency": by_currency(
+                    m for m in money if m["session_key"] == s["session_key"]
+                ),
                 "pages": by_session[s["session_key"]],
             }
             for s in sessions

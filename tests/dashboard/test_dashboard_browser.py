@@ -165,6 +165,11 @@ def test_crm_users_and_user_detail(page: Page, dashboard: Dashboard) -> None:
     assert metric(page, "newThisWeek") == summary["newThisWeek"]
     first = page.locator(".table-wrap tbody tr").first
     expect(first).to_be_visible()
+    # Each listed buyer's revenue in their currency.
+    listed = dashboard.get("/api/v1/crm/users", limit=50)
+    buyer = next(u for u in listed if u["revenueByCurrency"])
+    row = page.locator(".table-wrap tbody tr", has_text=buyer["userId"])
+    expect(row).to_contain_text(buyer["revenueByCurrency"][0]["currency"])
     shoot(page, "crm")
     # Segment filter: the table shows the API's users of that segment.
     segment = max(summary["segments"], key=lambda k: summary["segments"][k])

@@ -146,6 +146,7 @@ def test_page_views_are_those_of_the_sessions_a_user_was_identified_in(loaded: A
     store, _ = loaded
     listed = {u["userId"]: u for u in crm.users(_plan(store), store, NOW, None, 500)}
     assert listed["user-late"]["pageViews"] == 3
+    assert all(u["revenueByCurrency"] == [] for u in listed.values())  # nobody bought
     for user_id in ("user-late", "user-7", "user-14"):
         detail = crm.user_detail(_plan(store), store, user_id)
         assert detail is not None
@@ -195,5 +196,8 @@ def test_user_revenue_per_currency_includes_purchases_made_before_identify(
             {"currency": "USD", "revenue": 12.0},
         ]
         assert oldest["revenueByCurrency"] == [{"currency": "EUR", "revenue": 40.5}]
+        listed = crm.users(_plan(store), store, NOW, None, 10)
+        assert [u["userId"] for u in listed] == ["buyer"]
+        assert listed[0]["revenueByCurrency"] == detail["revenueByCurrency"]
     finally:
         store.close()

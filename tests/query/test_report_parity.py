@@ -97,7 +97,7 @@ REPORTS: dict[str, Callable[[Plan, Executor], Any]] = {
     "crm": lambda p, db: (
         crm.summary(p, db, END),
         crm.segment_counts(p, db, END),
-        crm.users(p, db, END, None, 20),
+        crm.users(p, db, END, None, 500),
         [crm.user_detail(p, db, u["userId"]) for u in crm.users(p, db, END, None, 500)],
     ),
 }

@@ -67,6 +67,7 @@ function UserList({ site, query }) {
                   { key: "lastSeen", label: "Last seen", render: (r) => (r.online ? <span class="badge good">online</span> : ago(r.lastSeen, now)) },
                   { key: "sessions30d", label: "Sessions (30 d)", num: true, format: num },
                   { key: "pageViews", label: "Page views", num: true, format: num },
+                  { key: "revenueByCurrency", label: "Revenue", num: true, render: (r) => byCurrency(r.revenueByCurrency) },
                   { key: "lastPage", label: "Last page" },
                   { key: "country", label: "Country" },
                   { key: "deviceType", label: "Device" },

@@ -9,10 +9,11 @@ Definitions (as of `now`, days in the site's time zone where they are days):
   before `identify()` in them included (a shop identifies at sign-in or checkout, so counting
   only events that carry the `userId` showed buyers with 0 page views), as the user's detail
   lists them;
-- a user's revenue (their detail): numeric `properties.revenue` of the conversion events
-  (purchases, in practice) in the sessions the user was identified in, per
-  `properties.currency` and per session (a shop often identifies after the purchase, at the
-  order confirmation: the purchase itself carries no `userId`); never added across currencies;
+- a user's revenue (in the list and their detail): numeric `properties.revenue` of the
+  conversion events (purchases, in practice) in the sessions the user was identified in, per
+  `properties.currency` (and per session in the detail; a shop often identifies after the
+  purchase, at the order confirmation: the purchase itself carries no `userId`), all time,
+  whatever the filters; never added across currencies;
 - segments (a partition of users): **new** (first seen in the last 7 days); **returning** (not new,
   seen in the last 7 days, with 2+ sessions in the last 30 days); **active** (not new, seen in the
   last 7 days, otherwise); **dormant** (last seen 7 to 30 days ago); **churned** (last seen more
@@ -134,6 +135,32 @@ def users_per_day(plan: Plan, db: Executor, now: datetime, days: int = 30) -> li
     ]  # fmt: skip
 
 
+def _revenue(plan: Plan, db: Executor, user_ids: list[str]) -> list[dict[str, Any]]:
+    """(user_id, session_key, currency, revenue) of the conversions with a numeric revenue in
+    the sessions `user_ids` were identified in (whatever the plan's filters and period)."""
+    if not user_ids:
+        return []
+    site = plan.spec.site_id
+    revenue = plan.dialect.prop_number("revenue")
+    return plan.run(
+        db,
+        Sql("SELECT s.user_id, s.session_key, ")
+        + plan.event_expr(dimension("prop:currency"))
+        + " AS currency, sum("
+        + revenue
+        + ") AS revenue "
+        + f"FROM {SESSIONS} s JOIN {EVENTS} e ON e.site_id = s.site_id "
+        + "AND e.visitor_id = s.visitor_id AND e.ts >= s.started_at AND e.ts <= s.ended_at "
+        + Sql("WHERE s.site_id = ? AND e.site_id = ? AND ", (site, site))
+        + in_list(raw("s.user_id"), user_ids)
+        + " AND "
+        + in_list(raw("e.event_type"), sorted(CONVERSION_EVENT_TYPES))
+        + " AND "
+        + revenue
+        + " IS NOT NULL GROUP BY 1, 2, 3",
+    )
+
+
 def users(
     plan: Plan, db: Executor, now: datetime, segment: str | None, limit: int, offset: int = 0
 ) -> list[dict[str, Any]]:
@@ -150,6 +177,7 @@ def users(
         + " ORDER BY last_seen DESC, user_id LIMIT ? OFFSET ?"
         + Sql("", (limit, offset)),
     )
+    money = _revenue(plan, db, [r["user_id"] for r in rows])
     return [
         {
             "userId": r["user_id"],
@@ -163,6 +191,7 @@ def users(
             "country": r["country"],
             "deviceType": r["device_type"],
             "segment": r["segment"],
+            "revenueByCurrency": by_currency(m for m in money if m["user_id"] == r["user_id"]),
         }
         for r in rows
     ]
@@ -203,22 +232,7 @@ def user_detail(plan: Plan, db: Executor, user_id: str, limit: int = 50) -> dict
             (site, user_id, site),
         ),
     )
-    revenue = plan.dialect.prop_number("revenue")
-    money = plan.run(
-        db,
-        Sql("SELECT s.session_key, ")
-        + plan.event_expr(dimension("prop:currency"))
-        + " AS currency, sum("
-        + revenue
-        + ") AS revenue "
-        + f"FROM {SESSIONS} s JOIN {EVENTS} e ON e.site_id = s.site_id "
-        + "AND e.visitor_id = s.visitor_id AND e.ts >= s.started_at AND e.ts <= s.ended_at "
-        + Sql("WHERE s.site_id = ? AND s.user_id = ? AND e.site_id = ? AND ", (site, user_id, site))
-        + in_list(raw("e.event_type"), sorted(CONVERSION_EVENT_TYPES))
-        + " AND "
-        + revenue
-        + " IS NOT NULL GROUP BY 1, 2",
-    )
+    money = _revenue(plan, db, [user_id])
     by_session: dict[str, list[dict[str, Any]]] = {k: [] for k in keys}
     for p in pages:
         if p["session_key"] in by_session:

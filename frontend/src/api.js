@@ -118,7 +118,9 @@ export function url(path, params) {
   return s ? `${path}?${s}` : path;
 }
 
-/** A fetch with the bearer token; on 401 refreshes once and retries, then signs out. */
+/** A fetch with the bearer token; on 401 refreshes once and retries, then signs out. A
+ * refresh that failed otherwise (the network, a server error) keeps the session: the page
+ * shows the error and the next request tries again. */
 export async function authedFetch(target, init = {}) {
   const send = async (token) =>
     fetch(target, { ...init, headers: { ...(init.headers || {}), Authorization: `Bearer ${token}` } });
@@ -127,7 +129,7 @@ export async function authedFetch(target, init = {}) {
     try {
       res = await send(await refresh());
     } catch (e) {
-      logout("expired");
+      if (e.status === 401) logout("expired");
       throw e;
     }
     if (res.status === 401) {

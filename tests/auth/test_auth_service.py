@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -206,23 +207,67 @@ def test_reusing_a_revoked_refresh_token_revokes_the_family(
         auth.refresh(second.refresh_token)
 
 
-def test_a_token_used_moments_ago_is_refused_without_the_alarm(
+def test_a_token_used_moments_ago_is_honoured_while_its_session_lives(
     auth: AuthService, analyst_id: int, clock: Clock
 ) -> None:
-    """Two tabs refreshing at once, each with the token it read: the second is refused, and
-    the pair the first got stays good (the second tab takes it from storage)."""
+    """The answer to a refresh never reached the browser (the tab navigated while it was in
+    flight), or two tabs refreshed at once with the token both read: the token used moments
+    ago gets a new pair instead of a refusal, which signed the user out on the next page."""
     first = auth.login("ana@shop.example", PASSWORD)
-    second = auth.refresh(first.refresh_token)
+    second = auth.refresh(first.refresh_token)  # its answer is lost
     clock.advance(seconds=ROTATION_LEEWAY.total_seconds() - 1)
-    with pytest.raises(InvalidToken, match="just used"):
-        auth.refresh(first.refresh_token)
-    third = auth.refresh(second.refresh_token)  # not revoked
-    assert third.refresh_token != second.refresh_token
-    clock.advance(seconds=2)  # past the leeway: now the alarm
+    third = auth.refresh(first.refresh_token)
+    assert third.refresh_token not in (first.refresh_token, second.refresh_token)
+    # `second` was rotated into `third`: its holder (another tab) is honoured as well.
+    fourth = auth.refresh(second.refresh_token)
+    fifth = auth.refresh(fourth.refresh_token)  # and the session goes on
+    clock.advance(seconds=2)  # past the leeway of `first`: now the alarm
     with pytest.raises(InvalidToken, match="already used"):
         auth.refresh(first.refresh_token)
+    for pair in (third, fourth, fifth):
+        with pytest.raises(InvalidToken):
+            auth.refresh(pair.refresh_token)
+
+
+def test_a_token_used_moments_ago_is_refused_after_a_logout(
+    auth: AuthService, analyst_id: int, clock: Clock
+) -> None:
+    """Within the leeway too, a session ended by a logout stays ended."""
+    first = auth.login("ana@shop.example", PASSWORD)
+    second = auth.refresh(first.refresh_token)
+    auth.logout(second.refresh_token)
+    clock.advance(seconds=5)
+    with pytest.raises(InvalidToken, match="revoked"):
+        auth.refresh(first.refresh_token)
     with pytest.raises(InvalidToken):
-        auth.refresh(third.refresh_token)
+        auth.refresh(second.refresh_token)
+
+
+def test_concurrent_refreshes_with_one_token_all_get_a_pair(
+    auth: AuthService, meta_store: MetaStore, analyst_id: int
+) -> None:
+    first = auth.login("ana@shop.example", PASSWORD)
+    pairs: list[TokenPair] = []
+    errors: list[Exception] = []
+    barrier = threading.Barrier(4)
+
+    def run() -> None:
+        barrier.wait()
+        try:
+            pairs.append(auth.refresh(first.refresh_token))
+        except Exception as e:  # collected for the assertion
+            errors.append(e)
+
+    threads = [threading.Thread(target=run) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == [] and len(pairs) == 4
+    assert len({p.refresh_token for p in pairs}) == 4
+    # One chain of rotations: exactly one of them is live, the others rotated into it.
+    records = [meta_store.get_refresh_token(hash_refresh_token(p.refresh_token)) for p in pairs]
+    assert sum(r is not None and r.revoked_at is None for r in records) == 1
 
 
 @pytest.mark.parametrize("token", ["", "made-up", "x" * 200])

@@ -360,6 +360,41 @@ def test_two_tabs_refreshing_with_one_token_both_stay_signed_in(
     ctx.close()
 
 
+def test_a_refresh_whose_answer_was_lost_does_not_end_the_session(
+    browser: Browser, dashboard: Dashboard
+) -> None:
+    """The tab moved on while its refresh was in flight: the server rotated the token, the
+    page never stored the new pair, and the next page refreshed with the rotated token. That
+    was refused and signed the user out (a CI failure of the test above, whose first page was
+    still loading when the test planted its stale token)."""
+    ctx = new_context(browser)
+    page = ctx.new_page()
+    log_in(page, dashboard.url)
+    page.wait_for_selector('[data-metric="visitors"]')
+    held: list[Route] = []
+
+    def answer_lost(route: Route) -> None:
+        route.fetch()  # the server rotates the token; the page never hears back
+        held.append(route)
+
+    page.route("**/api/v1/auth/refresh", answer_lost)
+    page.evaluate(
+        """() => { const t = JSON.parse(localStorage.getItem('cadlink.auth'));
+        t.accessToken = 'expired.token.value'; t.expiresAt = Date.now() + 3600e3;
+        localStorage.setItem('cadlink.auth', JSON.stringify(t)); }"""
+    )
+    page.click("nav.nav >> text=Funnels")  # its requests carry the stale token: a refresh
+    deadline = time.monotonic() + 15
+    while not held:
+        assert time.monotonic() < deadline, "the page never asked for a refresh"
+        page.wait_for_timeout(50)
+    page.unroute("**/api/v1/auth/refresh")
+    page.goto(f"{dashboard.url}/?site={dashboard.site_id}")  # the tab moves on
+    page.wait_for_selector('[data-metric="visitors"]')
+    assert "/login" not in page.url
+    ctx.close()
+
+
 def test_phone_width_and_dark_mode(browser: Browser, dashboard: Dashboard) -> None:
     for name, options in (
         ("overview-phone", {"viewport": {"width": 390, "height": 844}, "is_mobile": True}),

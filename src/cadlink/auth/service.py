@@ -19,14 +19,19 @@ from cadlink.auth.tokens import (
     new_refresh_token,
 )
 from cadlink.store.meta import AlreadyExists, InvalidInput, MetaStore, UserRecord
+from cadlink.store.meta.records import RefreshTokenRecord
 from cadlink.store.meta.validation import normalize_email
 
-# A refresh token presented again this soon after it was used is one browser racing itself
-# (two tabs refreshing at once, each with the token it read), not a thief: it is refused, and
-# the tab takes the pair the other one stored (frontend/src/api.js). Later, a used token
-# presented again revokes every refresh token of the user. Within the leeway a thief with a
-# copied token gets nothing either; only the alarm waits.
+# A refresh token presented again this soon after its rotation is honoured while the session
+# it was rotated into still lives: its answer may never have reached the browser (the tab
+# navigated or closed while the refresh was in flight, the connection dropped), or two tabs
+# refreshed at once with the token they both read. Refusing it signed such a user out on
+# their next page. Later, a used token presented again is taken for a copy and revokes every
+# refresh token of the user. As with Auth0's reuse interval or Okta's grace period, a copy
+# used within the leeway is not told apart from its owner.
 ROTATION_LEEWAY = timedelta(seconds=30)
+_MAX_CHAIN = 20  # rotations followed from a token used again (30 s hold a handful at most)
+_MAX_HONOURED = 3  # attempts when concurrent requests keep rotating the chain's live token
 MIN_PASSWORD_LENGTH = 8
 MAX_PASSWORD_LENGTH = 1024
 _EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s.]+(\.[^@\s.]+)+$")
@@ -99,28 +104,69 @@ class AuthService:
 
         Presenting a revoked refresh token again means it was copied: every refresh token of
         that user is revoked and `InvalidToken` raised, so the thief and the user both have to
-        log in again. Within `ROTATION_LEEWAY` of its revocation (or when another request is
-        rotating it at this moment) it is only refused: two tabs of one browser refresh at once.
+        log in again. Within `ROTATION_LEEWAY` of its rotation it is honoured instead, if the
+        token it was rotated into (or what that was rotated into since) still lives: that token
+        is rotated into the new pair. A token revoked by a logout or the alarm is refused.
         """
         now = self._clock()
         token_hash = hash_refresh_token(refresh_token)
         record = self._store.get_refresh_token(token_hash)
         if record is None:
             raise InvalidToken("unknown refresh token")
+        if record.revoked_at is None:
+            if record.expires_at <= now:
+                raise InvalidToken("refresh token expired")
+            pair = self._rotate(record, now)
+            if pair is not None:
+                return pair
+            record = self._store.get_refresh_token(token_hash)  # rotated by a concurrent request
+            assert record is not None and record.revoked_at is not None
         revoked_at = record.revoked_at
-        if revoked_at is None and not self._store.revoke_refresh_token(token_hash, now):
-            revoked_at = now  # a concurrent request rotated it just now
-        if revoked_at is not None:
-            if now - revoked_at < ROTATION_LEEWAY:
-                raise InvalidToken("refresh token was just used")
+        assert revoked_at is not None
+        if now - revoked_at >= ROTATION_LEEWAY:
             self._store.revoke_user_refresh_tokens(record.user_id)
             raise InvalidToken("refresh token was already used or revoked")
-        if record.expires_at <= now:
-            raise InvalidToken("refresh token expired")
+        for _ in range(_MAX_HONOURED):
+            live = self._live_successor(record, now)
+            if live is None:
+                raise InvalidToken("refresh token was revoked")
+            pair = self._rotate(live, now)
+            if pair is not None:
+                return pair
+        raise InvalidToken("refresh token was just used")
+
+    def _rotate(self, record: RefreshTokenRecord, now: datetime) -> TokenPair | None:
+        """Rotate the live token `record` into a new pair; None if another request did first."""
         user = self._store.get_user(record.user_id)
         if user is None or not user.is_active:
             raise InvalidToken("account disabled")
-        return self._issue_pair(user, now)
+        refresh = new_refresh_token()
+        expires = now + timedelta(days=self._refresh_days)
+        rotated = self._store.rotate_refresh_token(
+            record.token_hash, hash_refresh_token(refresh), expires, now
+        )
+        if rotated is None:
+            return None
+        access = issue_access_token(
+            user.id, user.role, self._secret_key, self._access_minutes, now=now
+        )
+        return TokenPair(access, refresh, expires_in=self._access_minutes * 60)
+
+    def _live_successor(
+        self, record: RefreshTokenRecord, now: datetime
+    ) -> RefreshTokenRecord | None:
+        """The live, unexpired token `record` was rotated into, following later rotations;
+        None if the chain ends in a token revoked otherwise (logout, the alarm) or expired."""
+        for _ in range(_MAX_CHAIN):
+            if record.replaced_by is None:
+                return None
+            successor = self._store.get_refresh_token(record.replaced_by)
+            if successor is None or successor.expires_at <= now:
+                return None
+            if successor.revoked_at is None:
+                return successor
+            record = successor
+        return None
 
     def logout(self, refresh_token: str) -> None:
         """Revokes the refresh token (unknown or already revoked tokens are ignored)."""

@@ -27,7 +27,7 @@ def test_upgrade_from_empty_creates_every_table(meta_url: str) -> None:
     try:
         assert current_revision(engine) is None
         migrate(engine)
-        assert current_revision(engine) == "0001"
+        assert current_revision(engine) == HEAD_REVISION
         assert set(inspect(engine).get_table_names()) >= TABLES
     finally:
         engine.dispose()
@@ -37,8 +37,38 @@ def test_second_migrate_is_a_no_op(meta_engine: Engine) -> None:
     store = MetaStore(meta_engine)
     site = store.create_site("shop.example")
     migrate(meta_engine)
-    assert current_revision(meta_engine) == "0001"
+    assert current_revision(meta_engine) == HEAD_REVISION
     assert store.get_site(site.public_id) == site
+
+
+def test_upgrade_from_0001_keeps_refresh_tokens(meta_url: str) -> None:
+    """0002 adds `refresh_tokens.replaced_by` to a database in use: its tokens stay good."""
+    engine = make_engine(meta_url)
+    try:
+        migrate(engine, "0001")
+        assert current_revision(engine) == "0001"
+        with engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO users (id, email, password_hash, role, is_active, created_at) "
+                    "VALUES (1, 'a@b.example', 'h', 'ADMIN', true, :t)"
+                ),
+                {"t": datetime(2026, 1, 1, tzinfo=UTC)},
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO refresh_tokens (user_id, token_hash, expires_at, created_at) "
+                    "VALUES (1, :h, :e, :t)"
+                ),
+                {"h": "a" * 64, "e": datetime(2030, 1, 1, tzinfo=UTC),
+                 "t": datetime(2026, 1, 1, tzinfo=UTC)},
+            )  # fmt: skip
+        migrate(engine)
+        assert current_revision(engine) == HEAD_REVISION
+        token = MetaStore(engine).get_refresh_token("a" * 64)
+        assert token is not None and token.revoked_at is None and token.replaced_by is None
+    finally:
+        engine.dispose()
 
 
 def test_head_revision_is_alembics_head() -> None:
@@ -99,7 +129,7 @@ def test_concurrent_migrations_from_separate_engines(meta_url: str) -> None:
         thread.join()
     try:
         assert errors == []
-        assert current_revision(engines[0]) == "0001"
+        assert current_revision(engines[0]) == HEAD_REVISION
         with engines[0].connect() as conn:
             assert conn.execute(text("SELECT count(*) FROM alembic_version")).scalar() == 1
     finally:
@@ -211,6 +241,6 @@ def test_concurrent_migrations_from_separate_processes(meta_url: str) -> None:
     assert [p.wait(timeout=120) for p in procs] == [0, 0, 0]
     engine = make_engine(meta_url)
     try:
-        assert current_revision(engine) == "0001"
+        assert current_revision(engine) == HEAD_REVISION
     finally:
         engine.dispose()

@@ -77,6 +77,36 @@ def test_concurrent_revocation_has_one_winner(meta_store: MetaStore, user_id: in
     assert sorted(outcomes) == [False, False, False, True]
 
 
+def test_rotation_names_the_successor_and_has_one_winner(
+    meta_store: MetaStore, user_id: int
+) -> None:
+    expires = datetime(2030, 1, 1, tzinfo=UTC)
+    meta_store.store_refresh_token(user_id, _hash("t"), expires)
+    outcomes: list[object] = []
+    barrier = threading.Barrier(4)
+
+    def run(n: int) -> None:
+        barrier.wait()
+        outcomes.append(meta_store.rotate_refresh_token(_hash("t"), _hash(f"n{n}"), expires))
+
+    threads = [threading.Thread(target=run, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    won = [o for o in outcomes if o is not None]
+    assert len(won) == 1 and outcomes.count(None) == 3
+    new = won[0]
+    assert isinstance(new, RefreshTokenRecord)
+    assert new.user_id == user_id and new.revoked_at is None and new.replaced_by is None
+    old = meta_store.get_refresh_token(_hash("t"))
+    assert old is not None and old.revoked_at is not None and old.replaced_by == new.token_hash
+    # The losers stored nothing.
+    assert sum(meta_store.get_refresh_token(_hash(f"n{n}")) is not None for n in range(4)) == 1
+    assert meta_store.rotate_refresh_token(_hash("t"), _hash("again"), expires) is None
+    assert meta_store.rotate_refresh_token(_hash("unknown"), _hash("x"), expires) is None
+
+
 def test_revoke_user_refresh_tokens(meta_store: MetaStore, user_id: int) -> None:
     other = meta_store.create_user("c@d.example", "h", "VIEWER").id
     expires = datetime(2030, 1, 1, tzinfo=UTC)

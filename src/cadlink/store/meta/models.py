@@ -141,6 +141,9 @@ class RefreshToken(Base):
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # The hash of the token this one was rotated into (None: never rotated; revoked by a
+    # logout or the reuse alarm, if at all).
+    replaced_by: Mapped[str | None] = mapped_column(String(64))
 
 
 class LoginFailure(Base):

@@ -65,3 +65,4 @@ class RefreshTokenRecord:
     expires_at: datetime
     revoked_at: datetime | None
     created_at: datetime
+    replaced_by: str | None = None  # the hash of the token it was rotated into

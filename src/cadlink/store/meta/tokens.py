@@ -22,6 +22,7 @@ def _token_record(row: RefreshToken) -> RefreshTokenRecord:
         expires_at=row.expires_at,
         revoked_at=row.revoked_at,
         created_at=row.created_at,
+        replaced_by=row.replaced_by,
     )
 
 
@@ -63,6 +64,35 @@ class TokenQueries(StoreBase):
         )
         with self._write() as session:
             return getattr(session.execute(stmt), "rowcount", 0) == 1
+
+    def rotate_refresh_token(
+        self, token_hash: str, new_hash: str, expires_at: datetime, at: datetime | None = None
+    ) -> RefreshTokenRecord | None:
+        """Revokes the live token `token_hash`, naming `new_hash` as what replaced it, and
+        stores `new_hash` for the same user, in one transaction. None (and nothing changed)
+        if the token was not live: revoked already, or by a concurrent request."""
+        new_hash = check_token_hash(new_hash)
+        when = to_utc(at, "at") if at else utcnow()
+        with self._write() as session:
+            old = session.scalar(select(RefreshToken).where(RefreshToken.token_hash == token_hash))
+            if old is None:
+                return None
+            stmt = (
+                update(RefreshToken)
+                .where(RefreshToken.token_hash == token_hash, RefreshToken.revoked_at.is_(None))
+                .values(revoked_at=when, replaced_by=new_hash)
+            )
+            if getattr(session.execute(stmt), "rowcount", 0) != 1:
+                return None
+            row = RefreshToken(
+                user_id=old.user_id,
+                token_hash=new_hash,
+                expires_at=to_utc(expires_at, "expires_at"),
+                created_at=utcnow(),
+            )
+            session.add(row)
+            session.flush()
+            return _token_record(row)
 
     def revoke_user_refresh_tokens(self, user_id: int) -> int:
         """Revokes every live refresh token of the user (log out everywhere); returns how many."""

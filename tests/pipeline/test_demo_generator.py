@@ -13,8 +13,9 @@ import msgspec
 import pytest
 
 from cadlink.events import ENGAGEMENT_EVENT_TYPES, SEED_EVENT_TYPES, Envelope, IncomingEvent
+from cadlink.ingest.enrich.geo import GeoLocator
 from cadlink.pipeline.demo import DemoConfig, generate
-from cadlink.pipeline.demo_devices import GEOIP_PATH, IpSampler, _load_ranges
+from cadlink.pipeline.demo_devices import COUNTRY_CODES, GEOIP_PATH, IpSampler
 
 END = datetime(2025, 6, 2, 12, 0, tzinfo=UTC)  # a Monday noon
 END_MS = int(END.timestamp() * 1000)
@@ -126,13 +127,14 @@ def test_ip_prefix_is_empty_without_the_database(tmp_path: Path) -> None:
 
 
 @pytest.mark.skipif(not GEOIP_PATH.exists(), reason="needs Debian's tor-geoipdb")
-def test_ip_prefixes_are_in_the_country() -> None:
-    ranges = [line.split(",") for line in _load_ranges(str(GEOIP_PATH))["DE"]]
+def test_ip_prefixes_are_located_in_their_country() -> None:
+    """The server locates a visitor by the /24 it keeps: each prefix the demo draws for a
+    country must be found in that country (a sixth of them were found next door)."""
+    geo = GeoLocator(str(GEOIP_PATH))
     sampler, rng = IpSampler(), Random(3)
-    for _ in range(20):
-        a, b, c, _ = (int(x) for x in sampler.prefix(rng, "DE").split("."))
-        ip = (a << 24) | (b << 16) | (c << 8)
-        assert any(int(lo) - 255 <= ip <= int(hi) for lo, hi, _ in ranges)
+    for country in COUNTRY_CODES:
+        found = Counter(geo.locate(sampler.prefix(rng, country)).country for _ in range(200))
+        assert found == Counter({country: 200}), country
 
 
 def test_all_event_families_show_up(types: Counter[str]) -> None:

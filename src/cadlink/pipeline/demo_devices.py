@@ -221,6 +221,9 @@ def _cum(pairs: tuple[tuple[str, int], ...]) -> tuple[list[str], list[float]]:
     return [p[0] for p in pairs], list(accumulate(float(p[1]) for p in pairs))
 
 
+_PREFIX_TRIES = 50  # ranges drawn before settling for one narrower than a /24
+
+
 class IpSampler:
     """Real IPv4 /24 prefixes per country, from the IPFire database Debian's tor-geoipdb ships."""
 
@@ -228,12 +231,22 @@ class IpSampler:
         self._ranges = _load_ranges(str(path))
 
     def prefix(self, rng: Random, country: str) -> str:
-        """A /24 inside a random range of `country` ("" without the database)."""
+        """A /24 of a random range of `country` ("" without the database) whose first address
+        is in the range: the server locates a visitor by that address (the /24 it keeps of
+        the IP), and a /24 drawn around an address of a range not aligned on 256 was found
+        in the neighbouring range, another country (a sixth of the demo's buyers paid in a
+        currency not their country's)."""
         ranges = self._ranges.get(country)
         if not ranges:
             return ""
-        lo, hi, _ = ranges[int(rng.random() * len(ranges))].split(",")
-        block = (int(lo) + int(rng.random() * (int(hi) - int(lo) + 1))) >> 8
+        for _ in range(_PREFIX_TRIES):
+            lo, hi, _ = ranges[int(rng.random() * len(ranges))].split(",")
+            first, last = (int(lo) + 255) >> 8, int(hi) >> 8  # the /24s starting inside
+            if first <= last:
+                break
+        else:  # only ranges narrower than a /24 (none of the countries sampled)
+            first = last = int(lo) >> 8
+        block = first + int(rng.random() * (last - first + 1))
         return f"{block >> 16}.{(block >> 8) & 255}.{block & 255}.0"
 
 

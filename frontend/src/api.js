@@ -36,6 +36,24 @@ export function signedIn() {
   return !!tokens()?.refreshToken;
 }
 
+/** The user's "Log out": the server ends the session of the refresh token (so a copy of it
+ * no longer works), then the browser forgets the tokens. */
+export async function signOut() {
+  const refreshToken = tokens()?.refreshToken;
+  if (refreshToken) {
+    try {
+      await fetch("/api/v1/auth/logout", {
+        method: "POST",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ refreshToken }),
+      });
+    } catch {
+      // Offline: the tokens are forgotten here all the same.
+    }
+  }
+  logout();
+}
+
 export function logout(reason) {
   localStorage.removeItem(KEY);
   const { path, query } = current();

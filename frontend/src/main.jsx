@@ -1,7 +1,7 @@
 // The dashboard shell: sign-in gate, site list, navigation, and the page for the URL's path.
 import { render } from "preact";
 import { useEffect } from "preact/hooks";
-import { logout, signedIn } from "./api.js";
+import { signOut, signedIn } from "./api.js";
 import { DateRange, FilterBar, SiteSwitcher } from "./components/Controls.jsx";
 import { ErrorBox, Loading } from "./components/ui.jsx";
 import { useApi } from "./hooks.js";
@@ -66,7 +66,7 @@ function Shell({ route }) {
           <span class="logo" aria-hidden="true">◆</span> CADLINK
         </a>
         <SiteSwitcher sites={sites} site={site} />
-        <button type="button" class="link logout" onClick={() => logout()}>
+        <button type="button" class="link logout" onClick={() => signOut()}>
           Log out
         </button>
       </header>

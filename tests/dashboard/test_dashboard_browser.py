@@ -83,8 +83,13 @@ def test_login_page_then_overview_numbers_equal_the_api(
     top_page = dashboard.get("/api/v1/analytics/dashboard")["breakdowns"]["page"][0]["value"]
     expect(page.locator('[data-panel="pages"] .barlist-row').first).to_contain_text(top_page)
     shoot(page, "overview")
+    refresh = page.evaluate("() => JSON.parse(localStorage.getItem('cadlink.auth')).refreshToken")
     page.click("text=Log out")
     page.wait_for_url("**/login*")
+    assert page.evaluate("() => localStorage.getItem('cadlink.auth')") is None
+    # The server ended the session: a copy of the refresh token no longer works.
+    r = httpx.post(f"{dashboard.url}/api/v1/auth/refresh", json={"refreshToken": refresh})
+    assert r.status_code == 401
     ctx.close()
 
 

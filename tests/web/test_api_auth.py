@@ -9,6 +9,7 @@ from cadlink_fixtures import ADMIN_EMAIL, ADMIN_PASSWORD, Running
 PUBLIC = {
     "/api/health", "/api/health/db", "/api/health/queue", "/metrics", "/t.js", "/",
     "/openapi.json", "/docs", "/docs/oauth2-redirect", "/api/v1/auth/login", "/api/v1/auth/refresh",
+    "/api/v1/auth/logout",
     "/api/v1/collect", "/api/v1/collect/batch",
 }  # fmt: skip
 
@@ -34,6 +35,24 @@ def test_login_returns_tokens_and_refresh_rotates_them(running: Running) -> None
     r4 = running.client.post("/api/v1/auth/refresh", json={"refreshToken": unknown})
     assert r4.status_code == 401
     assert r4.json()["error"]["code"] == "invalid_token"
+
+
+def test_logout_ends_the_session_of_the_refresh_token(running: Running) -> None:
+    login = running.client.post(
+        "/api/v1/auth/login", json={"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD}
+    ).json()["data"]
+    rotated = running.client.post(
+        "/api/v1/auth/refresh", json={"refreshToken": login["refreshToken"]}
+    ).json()["data"]
+    # The browser logs out with the token it holds, even one a rotation behind.
+    out = running.client.post("/api/v1/auth/logout", json={"refreshToken": login["refreshToken"]})
+    assert out.status_code == 200 and out.json()["data"] == {"loggedOut": True}
+    for token in (login["refreshToken"], rotated["refreshToken"]):
+        r = running.client.post("/api/v1/auth/refresh", json={"refreshToken": token})
+        assert r.status_code == 401, token
+    again = running.client.post("/api/v1/auth/logout", json={"refreshToken": "x" * 43})
+    assert again.status_code == 200  # unknown or ended: nothing to do
+    assert running.client.post("/api/v1/auth/logout", json={}).status_code == 400
 
 
 def test_wrong_password_and_unknown_email_get_the_same_401(running: Running) -> None:

@@ -169,8 +169,20 @@ class AuthService:
         return None
 
     def logout(self, refresh_token: str) -> None:
-        """Revokes the refresh token (unknown or already revoked tokens are ignored)."""
-        self._store.revoke_refresh_token(hash_refresh_token(refresh_token))
+        """Ends the session of the refresh token: revokes it, or, if it was rotated moments
+        ago (the browser's copy may be one rotation behind), the live token it was rotated
+        into. Unknown tokens and sessions already over are ignored."""
+        now = self._clock()
+        record = self._store.get_refresh_token(hash_refresh_token(refresh_token))
+        for _ in range(_MAX_HONOURED):
+            if record is None:
+                return
+            if record.revoked_at is None:
+                if self._store.revoke_refresh_token(record.token_hash, now):
+                    return
+                record = self._store.get_refresh_token(record.token_hash)  # rotated meanwhile
+                continue
+            record = self._live_successor(record, now)
 
     def authenticate(self, access_token: str) -> AccessClaims:
         """The claims of a valid access token; raises `InvalidToken`."""

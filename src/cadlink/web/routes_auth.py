@@ -1,4 +1,4 @@
-"""Log in and refresh tokens (public routes: they are how a token is obtained)."""
+"""Log in, refresh tokens and log out (public routes: a refresh token is their credential)."""
 
 from __future__ import annotations
 
@@ -55,3 +55,12 @@ async def refresh(body: RefreshBody, svc: Services = Depends(services)) -> dict[
     except InvalidToken as e:
         raise ApiError(401, "invalid_token", str(e)) from None
     return ok(_tokens(pair))
+
+
+@router.post("/logout")
+async def logout(body: RefreshBody, svc: Services = Depends(services)) -> dict[str, Any]:
+    """End the session of this refresh token (the dashboard's "Log out"): it, and whatever it
+    was rotated into, no longer refresh. Access tokens already issued expire on their own
+    (15 minutes). Answers success for unknown or ended sessions too."""
+    await asyncio.to_thread(svc.auth.logout, body.refreshToken)
+    return ok({"loggedOut": True})

@@ -9,9 +9,12 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import time
 import uuid
+from datetime import datetime
 from urllib.parse import parse_qs, urlparse
+from zoneinfo import ZoneInfo
 
 import httpx
 import pyarrow.parquet as pq
@@ -127,6 +130,22 @@ def test_date_range_preset_is_in_the_url(page: Page, dashboard: Dashboard) -> No
     start, end = page.inner_text("[data-testid=range]").split(" \u2013 ")
     expected = dashboard.get("/api/v1/analytics/dashboard", startDate=start, endDate=end)
     eventually(lambda: _equal(metric(page, "pageViews"), expected["summary"]["pageViews"]))
+    # Today so far is the last bucket, drawn dashed (it read as a drop in traffic)...
+    days = len(expected["timeseries"])
+    expect(page.locator(".chart")).to_have_attribute("data-partial", str(days - 1))
+    # ...a range that ended has none, and today by the hour stops at the hour now.
+    page.select_option("select[aria-label='Date range']", "yesterday")
+    page.wait_for_url("**period=yesterday*")
+    expect(page.locator(".chart")).to_have_attribute("data-partial", "-1")
+    page.select_option("select[aria-label='Date range']", "today")
+    page.wait_for_url("**period=today*")
+    zone = ZoneInfo(dashboard.get(f"/api/v1/sites/{dashboard.site_id}")["timezone"])
+    today = datetime.now(zone).date().isoformat()
+    hour = datetime.now(zone).hour
+    visits = dashboard.get("/api/v1/analytics/dashboard", startDate=today, endDate=today)
+    if visits["summary"]["pageViews"]:  # else the page says "No visits in this period yet"
+        now = re.compile(f"^({hour}|{(hour + 1) % 24})$")  # the hour may turn meanwhile
+        expect(page.locator(".chart")).to_have_attribute("data-partial", now)
 
 
 def test_funnel_is_built_and_shows_the_api_counts(page: Page, dashboard: Dashboard) -> None:

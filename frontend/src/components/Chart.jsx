@@ -16,15 +16,69 @@ export function toSeconds(text) {
   return Date.parse(text.length <= 10 ? text + "T00:00:00Z" : text.replace(/Z?$/, "Z")) / 1000;
 }
 
+/** Now as site-local wall-clock seconds, on the same scale as `toSeconds` (local shown as UTC). */
+export function localNow(timezone) {
+  const parts = Object.fromEntries(
+    new Intl.DateTimeFormat("en-CA", {
+      timeZone: timezone || "UTC", hourCycle: "h23",
+      year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit", second: "2-digit",
+    })
+      .formatToParts(new Date())
+      .map((p) => [p.type, p.value]),
+  );
+  return toSeconds(`${parts.year}-${parts.month}-${parts.day}T${parts.hour}:${parts.minute}:${parts.second}`);
+}
+
+/** The index of the bucket still filling at `now` (the last one starting at or before it, when
+ * a later bucket or the period's end follows now), or -1. `end`: the period's end (seconds). */
+export function partialIndex(x, now, end) {
+  if (now == null || !x.length || now < x[0] || now >= end) return -1;
+  let i = x.length - 1;
+  while (i > 0 && x[i] > now) i--;
+  return i;
+}
+
+/** The series' line up to the bucket still filling; that bucket is drawn dashed (a day so far
+ * read as a drop in traffic), and buckets after now not at all. */
+function untilPartial(partial) {
+  const linear = uPlot.paths.linear();
+  return (u, seriesIdx, idx0, idx1) => linear(u, seriesIdx, idx0, Math.min(idx1, Math.max(idx0, partial - 1)));
+}
+
+function drawPartial(u, partial, colors) {
+  if (partial < 1) return;
+  const { ctx } = u;
+  const x0 = u.valToPos(u.data[0][partial - 1], "x", true);
+  const x1 = u.valToPos(u.data[0][partial], "x", true);
+  ctx.save();
+  ctx.setLineDash([5, 5]);
+  u.series.forEach((s, i) => {
+    if (i === 0 || !s.show) return;
+    const y0 = u.data[i][partial - 1];
+    const y1 = u.data[i][partial];
+    if (y0 == null || y1 == null) return;
+    ctx.strokeStyle = colors[i - 1];
+    ctx.lineWidth = 2 * devicePixelRatio;
+    ctx.beginPath();
+    ctx.moveTo(x0, u.valToPos(y0, "y", true));
+    ctx.lineTo(x1, u.valToPos(y1, "y", true));
+    ctx.stroke();
+  });
+  ctx.restore();
+}
+
 /**
  * x: seconds; series: [{label, values, color (css var name)}]; `hourly` picks time labels.
+ * `partial`: the index of the bucket still filling (`partialIndex`), or -1.
  */
-export function Chart({ x, series, height = 240, hourly = false, label }) {
+export function Chart({ x, series, height = 240, hourly = false, label, partial = -1 }) {
   const box = useRef(null);
   const dark = useDark();
   useEffect(() => {
     const el = box.current;
     if (!el) return undefined;
+    // Buckets after the one still filling have not happened: no value, no line.
+    const values = series.map((s) => (partial < 0 ? s.values : s.values.map((v, i) => (i > partial ? null : v))));
     const when = uPlot.fmtDate(hourly ? "{D} {MMM} {HH}:{mm}" : "{D} {MMM} {YYYY}");
     const grid = { stroke: cssVar("--grid"), width: 1 };
     const axis = { stroke: cssVar("--muted"), grid, ticks: { show: false }, font: "12px system-ui, sans-serif" };
@@ -51,18 +105,21 @@ export function Chart({ x, series, height = 240, hourly = false, label }) {
             width: 2,
             fill: i === 0 ? color + "22" : undefined,
             points: { show: x.length < 40 },
+            paths: partial > 0 ? untilPartial(partial) : undefined,
             value: (u, v) => (u.cursor.idx == null ? "" : v == null ? "–" : num(v)),
           };
         }),
       ],
     };
-    const plot = new uPlot(opts, [x, ...series.map((s) => s.values)], el);
+    const colors = series.map((s) => cssVar(s.color));
+    if (partial > 0) opts.hooks = { draw: [(u) => drawPartial(u, partial, colors)] };
+    const plot = new uPlot(opts, [x, ...values], el);
     const observer = new ResizeObserver(() => plot.setSize({ width: Math.max(200, el.clientWidth), height }));
     observer.observe(el);
     return () => {
       observer.disconnect();
       plot.destroy();
     };
-  }, [JSON.stringify(x), JSON.stringify(series), dark, height, hourly]);
-  return <div class="chart" ref={box} role="img" aria-label={label} />;
+  }, [JSON.stringify(x), JSON.stringify(series), dark, height, hourly, partial]);
+  return <div class="chart" ref={box} role="img" aria-label={label} data-partial={partial} />;
 }

@@ -1,4 +1,4 @@
-import { Chart, toSeconds } from "../components/Chart.jsx";
+import { Chart, localNow, partialIndex, toSeconds } from "../components/Chart.jsx";
 import { Async, BarList, Card, Panel, Tabs } from "../components/ui.jsx";
 import { change, duration, num, pct, signedPct } from "../format.js";
 import { useApi } from "../hooks.js";
@@ -70,6 +70,11 @@ export function Overview({ site, query }) {
                   label="Visitors and page views over time"
                   hourly={q.meta?.granularity === "hour"}
                   x={data.timeseries.map((p) => toSeconds(p.date))}
+                  partial={partialIndex(
+                    data.timeseries.map((p) => toSeconds(p.date)),
+                    localNow(q.meta?.timezone),
+                    q.meta?.endDate ? toSeconds(q.meta.endDate) + 86400 : -Infinity,
+                  )}
                   series={[
                     { label: "Visitors", values: data.timeseries.map((p) => p.visitors), color: "--c1" },
                     { label: "Page views", values: data.timeseries.map((p) => p.pageViews), color: "--c2" },

@@ -1,4 +1,4 @@
-import { Chart, toSeconds } from "../components/Chart.jsx";
+import { Chart, localNow, partialIndex, toSeconds } from "../components/Chart.jsx";
 import { Async, Card, Panel, RevenueCard, Table, Tabs } from "../components/ui.jsx";
 import { ago, byCurrency, dateTime, duration, label, num, pct } from "../format.js";
 import { useApi, useNow } from "../hooks.js";
@@ -36,6 +36,11 @@ function UserList({ site, query }) {
                 x={s.usersPerDay.map((p) => toSeconds(p.date))}
                 series={[{ label: "Users", values: s.usersPerDay.map((p) => p.users), color: "--c1" }]}
                 height={200}
+                partial={partialIndex(
+                  s.usersPerDay.map((p) => toSeconds(p.date)),
+                  localNow(site.timezone),
+                  s.usersPerDay.length ? toSeconds(s.usersPerDay[s.usersPerDay.length - 1].date) + 86400 : -Infinity,
+                )}
               />
             </Panel>
           </>

@@ -76,6 +76,18 @@ def _pending(redis_url: str, stream: str) -> int:
         client.close()
 
 
+def _stored_by(metrics_port: int) -> float:
+    """A worker's `cadlink_events_stored_total` (0 until its metrics answer)."""
+    try:
+        text = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=2).text
+    except httpx.HTTPError:
+        return 0.0
+    for line in text.splitlines():
+        if line.startswith("cadlink_events_stored_total "):
+            return float(line.split(" ")[1])
+    return 0.0
+
+
 def test_workers_store_every_accepted_event_once_across_a_kill_9(
     server_mode: dict[str, str], tmp_path: Path
 ) -> None:
@@ -116,12 +128,18 @@ def test_workers_store_every_accepted_event_once_across_a_kill_9(
             lock.rollback()
         assert _pending(env["CADLINK_QUEUE_URL"], stream) > 0  # what it took is still there
         metrics_port = free_port()
-        workers = [
-            Worker(env, tmp_path / "worker-1.log", "--metrics-port", str(metrics_port)),
-            Worker(env, tmp_path / "worker-2.log", "--json"),
-        ]
-        for w in workers:
-            stack.callback(w.stop)
+        # The worker with metrics starts first and has stored something before the second
+        # joins: started together, the second could take every entry (seen in CI on a busy
+        # machine), and the metrics below would have nothing to show.
+        first = Worker(env, tmp_path / "worker-1.log", "--metrics-port", str(metrics_port))
+        stack.callback(first.stop)
+        deadline = time.monotonic() + 60
+        while _stored_by(metrics_port) == 0:
+            assert time.monotonic() < deadline, "the first worker stored nothing"
+            time.sleep(0.1)
+        second = Worker(env, tmp_path / "worker-2.log", "--json")
+        stack.callback(second.stop)
+        workers = [first, second]
         time.sleep(2.0)
         stop.set()
         for t in senders:

@@ -137,28 +137,66 @@ def users_per_day(plan: Plan, db: Executor, now: datetime, days: int = 30) -> li
 
 def _revenue(plan: Plan, db: Executor, user_ids: list[str]) -> list[dict[str, Any]]:
     """(user_id, session_key, currency, revenue) of the conversions with a numeric revenue in
-    the sessions `user_ids` were identified in (whatever the plan's filters and period)."""
+    the converted sessions `user_ids` were identified in (whatever the plan's filters and
+    period).
+
+    Two reads: the times of the conversion events of those sessions (a semi-join on their
+    visitors that reads only small columns; the session's bounds checked on the few that
+    match), then the properties of the conversion events of those visitors at those times.
+    One join of the sessions with the events' properties read every conversion event's JSON
+    and took 0.4 s for a page of 50 users at 10 M events."""
     if not user_ids:
         return []
     site = plan.spec.site_id
-    revenue = plan.dialect.prop_number("revenue")
-    return plan.run(
+    conversions = in_list(raw("e.event_type"), sorted(CONVERSION_EVENT_TYPES))
+    keys = plan.run(
         db,
-        Sql("SELECT s.user_id, s.session_key, ")
-        + plan.event_expr(dimension("prop:currency"))
-        + " AS currency, sum("
-        + revenue
-        + ") AS revenue "
-        + f"FROM {SESSIONS} s JOIN {EVENTS} e ON e.site_id = s.site_id "
-        + "AND e.visitor_id = s.visitor_id AND e.ts >= s.started_at AND e.ts <= s.ended_at "
-        + Sql("WHERE s.site_id = ? AND e.site_id = ? AND ", (site, site))
+        Sql(
+            "WITH us AS MATERIALIZED (SELECT s.user_id, s.session_key, s.visitor_id, "
+            f"s.started_at, s.ended_at FROM {SESSIONS} s WHERE s.site_id = ? AND s.converted "
+            "AND ",
+            (site,),
+        )
         + in_list(raw("s.user_id"), user_ids)
+        + Sql(
+            "), ev AS MATERIALIZED (SELECT DISTINCT e.visitor_id, e.ts "
+            f"FROM {EVENTS} e WHERE e.site_id = ? AND ",
+            (site,),
+        )
+        + conversions
+        + " AND e.visitor_id IN (SELECT visitor_id FROM us)) "
+        + "SELECT us.user_id, us.session_key, ev.visitor_id, ev.ts FROM us JOIN ev "
+        + "ON ev.visitor_id = us.visitor_id WHERE ev.ts >= us.started_at AND ev.ts <= us.ended_at",
+    )
+    if not keys:
+        return []
+    revenue = plan.dialect.prop_number("revenue")
+    amounts = plan.run(
+        db,
+        Sql("SELECT e.visitor_id, e.ts, ")
+        + plan.event_expr(dimension("prop:currency"))
+        + " AS currency, "
+        + revenue
+        + Sql(f" AS revenue FROM {EVENTS} e WHERE e.site_id = ? AND ", (site,))
+        + in_list(raw("e.ts"), sorted({k["ts"] for k in keys}))
         + " AND "
-        + in_list(raw("e.event_type"), sorted(CONVERSION_EVENT_TYPES))
+        + conversions
         + " AND "
         + revenue
-        + " IS NOT NULL GROUP BY 1, 2, 3",
+        + " IS NOT NULL",
     )
+    # A visitor's sessions do not overlap: each (visitor, time) is in one session.
+    session_of = {(k["visitor_id"], k["ts"]): (k["user_id"], k["session_key"]) for k in keys}
+    sums: dict[tuple[str, str, str | None], float] = {}
+    for a in amounts:
+        owner = session_of.get((a["visitor_id"], a["ts"]))
+        if owner is not None:
+            key = (*owner, a["currency"])
+            sums[key] = sums.get(key, 0.0) + float(a["revenue"])
+    return [
+        {"user_id": u, "session_key": s, "currency": c, "revenue": v}
+        for (u, s, c), v in sums.items()
+    ]
 
 
 def users(

@@ -119,7 +119,8 @@ def render(r: IngestResult) -> str:
         lines += [
             f"Loader batches: {c.batches:,}; loaded again within the configured memory limit "
             f"(did not fit the ingest memory): {c.widened:,}; visitors whose sessions a batch "
-            f"rebuilt from their stored events: {c.sessions_rebuilt:,}.",
+            f"rebuilt from their stored events: {c.sessions_rebuilt:,}; row group merges "
+            f"(when the loader kept up): {c.merges:,}.",
             "",
         ]
     lost = {s: n for s, n in cad.expected.items() if cad.stored.get(s) != n}

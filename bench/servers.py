@@ -128,6 +128,7 @@ class IngestCounters:
     batches: int = 0  # loader batches (embedded store)
     widened: int = 0  # of which loaded again within the configured memory limit
     sessions_rebuilt: int = 0  # visitors whose sessions a batch rebuilt (the slow path)
+    merges: int = 0  # times the store merged the loader's row groups
 
 
 def ingest_counters(server: Server) -> IngestCounters:
@@ -148,6 +149,7 @@ def ingest_counters(server: Server) -> IngestCounters:
         batches=int(values.get("cadlink_loader_batches_total", 0)),
         widened=int(values.get("cadlink_loader_batches_widened_total", 0)),
         sessions_rebuilt=int(values.get("cadlink_loader_sessions_rebuilt_total", 0)),
+        merges=int(values.get("cadlink_store_row_group_merges_total", 0)),
     )
 
 

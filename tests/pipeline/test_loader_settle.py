@@ -101,3 +101,44 @@ def test_the_loaders_stats_count_the_stores_reattaches(
     assert store.count_events() == 160
     writer.close()
     store.close()
+
+
+def test_a_running_loader_merges_row_groups_once_it_keeps_up(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Upkeep (DuckDB's row groups merged: duckdb_file.merge_row_groups) runs when the loader
+    has caught up, never while a backlog waits (its batches fill)."""
+    from cadlink.store.events import duckdb_file
+
+    monkeypatch.setattr(duckdb_file, "ROW_GROUP_ROWS", 2048)
+    monkeypatch.setattr(duckdb_file, "COMPACT_ROWS", 6144)
+    monkeypatch.setattr(duckdb_store, "MERGE_ROWS", 8192)
+    writer = SpoolWriter(tmp_path / "spool", fsync="never")
+    _write(writer, 12_000, "e")
+    store = DuckDBEventStore(str(tmp_path / "events.duckdb"))
+    loader = _loader(tmp_path, store, batch_bytes=1 << 20, interval=0.05)
+    behind_at_upkeep: list[bool] = []
+    upkeep = store.upkeep
+
+    def watched() -> None:
+        behind_at_upkeep.append(loader.last_batch_full)
+        upkeep()
+
+    monkeypatch.setattr(store, "upkeep", watched)
+    loader.start()
+    try:
+        deadline = time.monotonic() + 60
+        while store.reattached == 0 or store.count_events() < 12_000:  # merging attaches
+            assert time.monotonic() < deadline, "the loader did not catch up and merge"
+            time.sleep(0.05)
+    finally:
+        loader.stop()
+    assert behind_at_upkeep and not any(behind_at_upkeep)
+    assert loader.stats.store_merges == store.merges >= 1  # cadlink_store_row_group_merges
+    counts = store._con.execute(
+        "SELECT max(count) FROM pragma_storage_info('analytics_events') GROUP BY row_group_id"
+    ).fetchall()
+    assert max(c for (c,) in counts) == 6144  # merged
+    assert store.count_events() == 12_000
+    writer.close()
+    store.close()

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from duck_memory import LIMIT, as_set, records
+from duck_memory import LIMIT, as_set, limit_of, records
 
 from cadlink.pipeline.enrichment import Enricher
 from cadlink.store.events import duckdb_file, duckdb_memory
-from cadlink.store.events.duckdb_memory import INGEST_MEMORY, MemoryLimit
+from cadlink.store.events.duckdb_memory import INGEST_MEMORY, MERGE_MEMORY, MemoryLimit
 from cadlink.store.events.duckdb_store import DuckDBEventStore
 
 
@@ -164,3 +164,20 @@ def test_a_batch_that_does_not_fit_ingest_memory_is_loaded_within_the_configured
         assert small.count_events() == 0
     finally:
         small.close()
+
+
+def test_merging_row_groups_runs_within_merge_memory_and_a_report_keeps_its_limit() -> None:
+    con = duckdb.connect(config={"memory_limit": LIMIT})
+    memory = MemoryLimit(con, LIMIT)
+    assert memory.lowered  # only the loader works
+    with memory.merging() as narrowed:
+        assert narrowed
+        assert limit_of(con) == as_set(MERGE_MEMORY)
+    assert limit_of(con) == as_set(INGEST_MEMORY)
+    with memory.merging(), memory.wide():  # a report starts during the merge
+        assert limit_of(con) == as_set(LIMIT)
+    assert limit_of(con) == as_set(LIMIT)  # and keeps its limit after it
+    with memory.merging() as narrowed:  # reports ran lately: their limit stays
+        assert not narrowed
+        assert limit_of(con) == as_set(LIMIT)
+    con.close()

@@ -1,6 +1,6 @@
 """The DuckDB store attaches its file anew once it has written `REATTACH_ROWS` rows, when no
 read is running: what DuckDB keeps per row group of an attached file grows with the events
-stored (duckdb_file.reattach). Loading, duplicate checks, lookups and reads carry on as before."""
+stored (duckdb_file.attach_anew). Loading, duplicate checks, lookups and reads carry on as before."""
 
 from __future__ import annotations
 
@@ -139,7 +139,7 @@ def test_a_failed_attach_is_retried_by_the_next_load(
     store.load(records(150, "a"), {}, enricher.staging)
     real_attach = duckdb_store.duckdb_file.attach
 
-    def broken(con: duckdb.DuckDBPyConnection, path: str) -> None:
+    def broken(con: duckdb.DuckDBPyConnection, path: str, rows: int | None = None) -> None:
         raise duckdb.IOException("disk on fire")
 
     monkeypatch.setattr(duckdb_store.duckdb_file, "attach", broken)
@@ -164,10 +164,10 @@ def test_a_reattach_that_fails_before_detaching_leaves_the_file_in_use(
 ) -> None:
     store.load(records(150, "a"), {}, enricher.staging)
 
-    def refused(con: duckdb.DuckDBPyConnection, path: str) -> None:
+    def refused(con: duckdb.DuckDBPyConnection, path: str, rows: int | None = None) -> None:
         raise duckdb.IOException("cannot detach")
 
-    monkeypatch.setattr(duckdb_store.duckdb_file, "reattach", refused)
+    monkeypatch.setattr(duckdb_store.duckdb_file, "attach_anew", refused)
     with pytest.raises(duckdb.IOException):
         store.settle()
     assert store.load(records(10, "b"), {}, enricher.staging).stored == 10

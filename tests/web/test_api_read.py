@@ -136,6 +136,7 @@ def test_metrics_in_prometheus_format(running: Running) -> None:
     assert "cadlink_loader_sessions_rebuilt_total 0.0" in text
     assert "cadlink_loader_batches_widened_total 0.0" in text
     assert "cadlink_store_reattached_total 0.0" in text
+    assert "cadlink_store_row_group_merges_total 0.0" in text
     assert "cadlink_loader_errors_total 0.0" in text
     assert "cadlink_loader_dead_letters_total 0.0" in text
     batches = [x for x in text.splitlines() if x.startswith("cadlink_loader_batches_total")]

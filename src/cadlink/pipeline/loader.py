@@ -50,6 +50,7 @@ class LoaderStats:
     sessions_rebuilt: int = 0  # visitors whose sessions took the slow path (`Loaded`)
     batches_widened: int = 0  # batches loaded again within the configured limit (`Loaded`)
     store_reattached: int = 0  # times the event store attached its file anew (DuckDB store)
+    store_merges: int = 0  # times it merged the loader's row groups (DuckDB store: `upkeep`)
 
 
 class LoaderControl(Protocol):
@@ -224,11 +225,13 @@ class LoaderBase:
             pending.extend(chunk)
             if count >= batch_events:
                 stored += flush()
+                self._upkeep()  # a long history is stored as a running loader keeps it
                 pending, count = [], 0
         if pending:
             stored += flush()
         for site in sorted(sites):
             self.store.rebuild_sessions(site)
+        self._upkeep()
         self.stats.events_stored += stored
         return stored
 
@@ -239,7 +242,7 @@ class LoaderBase:
         self.stats.events_stored += loaded.stored
         self.stats.sessions_rebuilt += loaded.sessions_rebuilt
         self.stats.batches_widened += loaded.widened
-        self.stats.store_reattached = _reattached(self.store)
+        self._count_store()
         self.stats.events_dropped += sum(staged.drops.values())
         self.stats.last_batch_at = time.time()
         self.stats.last_event_received_ms = max(
@@ -261,7 +264,7 @@ class LoaderBase:
         if self._loaded_at is None or time.monotonic() - self._loaded_at < self.settle_after:
             return False
         self.store.settle()  # if it raises, the next idle call asks again
-        self.stats.store_reattached = _reattached(self.store)
+        self._count_store()
         self._loaded_at = None
         return True
 
@@ -283,6 +286,7 @@ class LoaderBase:
                 started = time.monotonic()
                 if self.run_once() < 0:
                     self.idle()
+                    self._upkeep()
                     failing.recovered()
                     self._stop.wait(self.interval)
                     continue
@@ -292,11 +296,21 @@ class LoaderBase:
                     # Pace only a steady stream: after a burst that has ended, the next event
                     # is stored within an interval, however long the burst's batch took.
                     period = self.period(took) if self.arrived_meanwhile else self.interval
-                    self._stop.wait(max(0.0, period - took))
+                    self._upkeep()  # caught up: upkeep takes no time from a backlog
+                    self._stop.wait(max(0.0, period - (time.monotonic() - started)))
             except Exception as e:
                 self.stats.errors += 1
                 failing.failed(e)
                 self._stop.wait(min(5.0, self.interval * 4))
+
+    def _upkeep(self) -> None:
+        self.store.upkeep()
+        self._count_store()
+
+    def _count_store(self) -> None:
+        """The DuckDB store's counters (duckdb_store.py; other stores have no file)."""
+        self.stats.store_reattached = int(getattr(self.store, "reattached", 0))
+        self.stats.store_merges = int(getattr(self.store, "merges", 0))
 
     def period(self, took: float) -> float:
         """When a loader that has caught up starts its next batch, counted from the start of
@@ -424,9 +438,3 @@ def _check_lookups(env: Envelope, lookups: Lookups) -> None:
     lookups.visitors(
         [(env.site_id, e.visitor_id) for e in env.events if e.consent and e.visitor_id]
     )
-
-
-def _reattached(store: EventStore) -> int:
-    """How often the store attached its file anew since it was opened (the DuckDB store's
-    `reattached`, duckdb_store.py; other stores have no file to attach)."""
-    return int(getattr(store, "reattached", 0))

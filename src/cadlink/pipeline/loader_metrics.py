@@ -42,5 +42,11 @@ def loader_metrics(stats: LoaderStats) -> Iterator[CounterMetricFamily]:
             "runs)",
             stats.store_reattached,
         ),
+        (
+            "cadlink_store_row_group_merges",
+            "Times the embedded event store merged the loader's small DuckDB row groups into "
+            "large ones (after every million rows written, when the loader keeps up)",
+            stats.store_merges,
+        ),
     ):
         yield CounterMetricFamily(name, doc, value=value)

@@ -135,6 +135,11 @@ class EventStore(Protocol):
         """The loader has stored nothing for a while: put what it wrote into its resting form
         (DuckDB checkpoints it; PostgreSQL has nothing to do)."""
 
+    def upkeep(self) -> None:
+        """The loader keeps up (its last batch did not fill, or there was nothing to load):
+        do the upkeep that waits for that, a few seconds at most (DuckDB merges the loader's
+        row groups once enough were written; PostgreSQL has none)."""
+
     def list_events(
         self,
         site_id: str,

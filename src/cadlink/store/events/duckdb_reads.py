@@ -31,7 +31,7 @@ REPORT_SLOTS = 3
 
 class ReadsInFlight:
     """Counts the reads running on the store's cursors, so that the store can attach its
-    file anew (`duckdb_file.reattach`) when none is: a read that starts meanwhile waits for
+    file anew (`duckdb_file.attach_anew`) when none is: a read that starts meanwhile waits for
     it (about 15 ms)."""
 
     def __init__(self) -> None:

@@ -62,6 +62,9 @@ REBUILD_CHUNK_EVENTS = 1_000_000
 # Rows written after which the store attaches its file anew (`_reattach_when_grown`): about
 # 7 MB of what DuckDB keeps per row group.
 REATTACH_ROWS = 1_000_000
+# Rows written after which the store merges the loader's row groups (`upkeep`): about 61 of
+# them, merged into nine.
+MERGE_ROWS = 1_000_000
 
 
 class DuckDBEventStore(DuckDBReads):
@@ -103,7 +106,12 @@ class DuckDBEventStore(DuckDBReads):
         self._reads = ReadsInFlight()
         self._detached = False  # a reattach failed to attach the file again
         self._written_since_attach = 0  # rows (`reattach_when_grown`)
+        self._written_since_merge = 0  # rows (`upkeep`)
+        # Attached with `duckdb_file.COMPACT_ROWS` to merge row groups; attached again for
+        # the loader at the first chance no read is running (`_reattach_when_grown`).
+        self._large_groups = False
         self.reattached = 0  # times the file was attached anew since the store was opened
+        self.merges = 0  # times the loader's row groups were merged (`upkeep`)
         row = self._con.execute("SELECT current_setting('threads')").fetchone()
         self._threads = int(row[0]) if row else 1  # what reads use; loader batches use one
         self.init_schema()
@@ -160,7 +168,8 @@ class DuckDBEventStore(DuckDBReads):
                 raise
             finally:
                 con.execute("DROP TABLE IF EXISTS staged_rows")
-            if duckdb_file.checkpoint_when_due(con, self._wal, self._memory):
+            due = duckdb_file.checkpoint_when_due(con, self._wal, self._memory)
+            if due or self._large_groups:
                 self._reattach_when_grown()
             return inserted
 
@@ -201,7 +210,8 @@ class DuckDBEventStore(DuckDBReads):
                 stager.drop()
                 if busy:
                     con.execute(f"SET threads = {self._threads}")
-            if duckdb_file.checkpoint_when_due(con, self._wal, self._memory):
+            due = duckdb_file.checkpoint_when_due(con, self._wal, self._memory)
+            if due or self._large_groups:
                 self._reattach_when_grown()
             return Loaded(
                 inserted, staged, self.sessions_rebuilt - rebuilt, self.batches_widened > widened
@@ -270,7 +280,9 @@ class DuckDBEventStore(DuckDBReads):
                 con.execute("ROLLBACK")
                 raise
             self._written_since_attach += int(batch.rows.num_rows)
-            if duckdb_file.checkpoint_when_due(con, self._wal, self._memory):
+            self._written_since_merge += int(batch.rows.num_rows)
+            due = duckdb_file.checkpoint_when_due(con, self._wal, self._memory)
+            if due or self._large_groups:
                 self._reattach_when_grown()
         return int(batch.rows.num_rows)
 
@@ -351,6 +363,7 @@ class DuckDBEventStore(DuckDBReads):
             con.execute(sql)
         self._compact_rollups(con, new[2])
         self._written_since_attach += int(new[0])
+        self._written_since_merge += int(new[0])
         return int(new[0])
 
     def _compact_rollups(self, con: duckdb.DuckDBPyConnection, newest: datetime) -> None:
@@ -404,30 +417,74 @@ class DuckDBEventStore(DuckDBReads):
             self._reattach_when_grown()
 
     def _reattach_when_grown(self) -> None:
-        """Attach the database file anew (`duckdb_file.reattach`) once `REATTACH_ROWS` rows
+        """Attach the database file anew (`duckdb_file.attach_anew`) once `REATTACH_ROWS` rows
         were written since it was last attached and no read is running (else at the next
-        chance: after a checkpoint, or when the loader settles). The caller holds the write
-        lock, outside any transaction.
+        chance: after a checkpoint, or when the loader settles); attach it for the loader
+        again if a merge left it attached with large row groups (`upkeep`). The caller holds
+        the write lock, outside any transaction.
 
         What DuckDB keeps per row group while the file is attached grew the store process by
         about 7 bytes per stored event, for good: 15 MB over 2.3 M events in 16 MiB batches
         (peak of a batch 181 → 196 MB), 5.5 MB when attached anew every 290 k events
         (docs/benchmarks.md, fourteenth pass). Attaching takes about 15 ms."""
-        if not self._catalog or self._written_since_attach < REATTACH_ROWS:
+        if not self._catalog:
             return
-        with self._reads.paused() as free:
-            if not free:
-                return
-            started = time.perf_counter()
-            self._detached = True  # until it is attached again (`_ensure_attached`)
-            duckdb_file.reattach(self._con, self.path)
-            self._detached = False
+        if self._large_groups:
+            self._attach_anew(None)
+            return
+        if self._written_since_attach < REATTACH_ROWS:
+            return
+        started = time.perf_counter()
+        if not self._attach_anew(None):
+            return
         self._written_since_attach = 0
         self.reattached += 1
         log.info(
             "event store file attached anew",
             extra={"ms": round((time.perf_counter() - started) * 1000, 1)},
         )
+
+    def upkeep(self) -> None:
+        """Merge the loader's row groups (`duckdb_file.merge_row_groups`) once `MERGE_ROWS`
+        rows were written since the last merge: attach the file with large row groups when
+        no read is running, merge (reads run meanwhile), attach it for the loader again (now,
+        or after a later batch if a read is running). The loader calls this when it keeps
+        up: a merge takes a few seconds of one core (5-7 µs per merged event, docs/benchmarks.md,
+        eighteenth pass), which a backlog should not wait for.
+
+        A report that reads every column of the history holds about 4 bytes per stored event
+        of DuckDB's per-row-group state with the loader's row groups, 1 with merged ones (40
+        against 9 MB at 10 M events), and reads fewer row groups."""
+        if not self._catalog:
+            return
+        with self._write_lock:
+            if self._detached or self._written_since_merge < MERGE_ROWS:
+                return
+            if not self._attach_anew(duckdb_file.COMPACT_ROWS):
+                return
+            started = time.perf_counter()
+            merged = duckdb_file.merge_row_groups(self._con, self._memory)
+            self.merges += merged
+            self._written_since_merge = 0
+            self._written_since_attach = 0
+            self.reattached += 1
+            self._attach_anew(None)
+            log.info(
+                "event store row groups merged" if merged else "merging row groups failed",
+                extra={"ms": round((time.perf_counter() - started) * 1000, 1)},
+            )
+
+    def _attach_anew(self, row_group_rows: int | None) -> bool:
+        """`duckdb_file.attach_anew` when no read is running; whether it did. `None`: the
+        loader's row groups."""
+        with self._reads.paused() as free:
+            if not free:
+                return False
+            self._detached = True  # until it is attached again (`_ensure_attached`)
+            duckdb_file.attach_anew(self._con, self.path, row_group_rows)
+            self._detached = False
+            self._large_groups = row_group_rows is not None
+        return True
 
     def _ensure_attached(self) -> None:
         """Attach the file if a reattach left it detached (a failed ATTACH: the disk, say);
@@ -436,6 +493,7 @@ class DuckDBEventStore(DuckDBReads):
         if self._detached:
             duckdb_file.attach(self._con, self.path)
             self._detached = False
+            self._large_groups = False
 
     def forget_positions(self, segments: list[str]) -> None:
         if not segments:

@@ -361,6 +361,9 @@ class PostgresEventStore:
     def settle(self) -> None:
         """Nothing to do: PostgreSQL checkpoints and vacuums on its own."""
 
+    def upkeep(self) -> None:
+        """Nothing to do: PostgreSQL's autovacuum keeps its tables."""
+
     def forget_positions(self, segments: list[str]) -> None:
         if not segments:
             return

@@ -215,3 +215,6 @@ class RemoteEventStore:
 
     def settle(self) -> None:
         raise self._writes_elsewhere()
+
+    def upkeep(self) -> None:
+        raise self._writes_elsewhere()

@@ -1,0 +1,182 @@
+"""When the DuckDB store attaches its file anew it merges the loader's small row groups into
+large ones (duckdb_file.merge_row_groups): what DuckDB keeps in memory for an attached file is
+per row group, so fewer groups hold less. The rows, their order and the sessions stay as they
+were; reads run meanwhile; the loader goes on writing its own small groups."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+from duck_memory import records
+
+from cadlink.pipeline.enrichment import Enricher
+from cadlink.store.events import duckdb_file, duckdb_store
+from cadlink.store.events.duckdb_store import DuckDBEventStore
+
+SITE = "site-1"
+SMALL, LARGE = 2048, 6144  # DuckDB's smallest row group (a vector) and three of them
+BATCH = SMALL  # a loader batch fills one small group, as a 16 MiB batch fills 16,384 rows
+
+
+@pytest.fixture
+def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> DuckDBEventStore:
+    monkeypatch.setattr(duckdb_file, "ROW_GROUP_ROWS", SMALL)
+    monkeypatch.setattr(duckdb_file, "COMPACT_ROWS", LARGE)
+    monkeypatch.setattr(duckdb_file, "CHECKPOINT_BYTES", 1)  # every batch checkpoints
+    monkeypatch.setattr(duckdb_store, "REATTACH_ROWS", 10**9)  # the test says when
+    monkeypatch.setattr(duckdb_store, "MERGE_ROWS", 10**9)
+    return DuckDBEventStore(str(tmp_path / "events.duckdb"))
+
+
+def _groups(store: DuckDBEventStore, table: str) -> list[int]:
+    rows = store._con.execute(
+        "SELECT row_group_id, max(count) FROM pragma_storage_info(?) "
+        "GROUP BY row_group_id ORDER BY row_group_id",
+        [table],
+    ).fetchall()
+    return [int(count) for _, count in rows]
+
+
+def _rows(store: DuckDBEventStore, table: str) -> list[tuple[Any, ...]]:
+    """Every row in storage order (rowid), every column."""
+    return store._con.execute(f"SELECT * FROM {table} ORDER BY rowid").fetchall()
+
+
+def _load(store: DuckDBEventStore, enricher: Enricher, batches: int, prefix: str) -> None:
+    for b in range(batches):
+        batch = records(BATCH, f"{prefix}{b}-", pad=True)
+        assert store.load(batch, {f"seg-{prefix}": b + 1}, enricher.staging).stored == BATCH
+
+
+def _compact_now(store: DuckDBEventStore) -> None:
+    store._written_since_merge = duckdb_store.MERGE_ROWS
+    store.upkeep()
+
+
+def test_the_loaders_row_groups_are_merged_and_every_row_kept(
+    store: DuckDBEventStore, enricher: Enricher
+) -> None:
+    _load(store, enricher, 7, "a")
+    before = _groups(store, "analytics_events")
+    assert max(before) <= SMALL and len(before) >= 7
+    events, sessions = _rows(store, "analytics_events"), _rows(store, "sessions")
+
+    _compact_now(store)
+
+    after = _groups(store, "analytics_events")
+    assert store.reattached == store.merges == 1
+    assert len(after) < len(before)
+    assert max(after) == LARGE  # three of the loader's groups in one
+    assert _rows(store, "analytics_events") == events  # same rows, same order
+    assert _rows(store, "sessions") == sessions
+    # Attached again as the loader wants it, with every thread for the reports.
+    assert _row_group_rows(store) == SMALL
+    threads = store._con.execute("SELECT current_setting('threads')").fetchone()
+    assert threads is not None and int(threads[0]) == store._threads
+    store.close()
+
+
+def test_the_loader_goes_on_after_a_compaction(store: DuckDBEventStore, enricher: Enricher) -> None:
+    _load(store, enricher, 4, "a")
+    _compact_now(store)
+    # Its stored ids are still found (duplicates dropped), new events follow in small groups.
+    first = records(BATCH, "a0-", pad=True)
+    assert store.load(first, {"seg": 9}, enricher.staging).stored == 0
+    _load(store, enricher, 2, "b")
+    assert store.count_events(SITE) == 6 * BATCH
+    assert _groups(store, "analytics_events")[-1] <= SMALL
+    store.close()
+
+
+def test_a_store_reopened_after_compaction_reads_the_same(
+    tmp_path: Path, store: DuckDBEventStore, enricher: Enricher
+) -> None:
+    _load(store, enricher, 6, "a")
+    _compact_now(store)
+    events = _rows(store, "analytics_events")
+    store.close()
+    again = DuckDBEventStore(str(tmp_path / "events.duckdb"))
+    assert _rows(again, "analytics_events") == events
+    assert max(_groups(again, "analytics_events")) == LARGE
+    again.close()
+
+
+def _row_group_rows(store: DuckDBEventStore) -> int:
+    row = store._con.execute(
+        "SELECT options FROM duckdb_databases() WHERE database_name = ?", [duckdb_file.CATALOG]
+    ).fetchone()
+    assert row is not None
+    return int(row[0]["row_group_size"])
+
+
+def test_reads_run_while_row_groups_are_merged(
+    store: DuckDBEventStore, enricher: Enricher, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _load(store, enricher, 4, "a")
+    real = duckdb_file.merge_row_groups
+    seen: list[int] = []
+
+    def merge_and_read(con: duckdb.DuckDBPyConnection, memory: Any) -> bool:
+        assert _row_group_rows(store) == LARGE
+        seen.append(store.count_events(SITE))  # not held: it would wait for ever
+        return real(con, memory)
+
+    monkeypatch.setattr(duckdb_file, "merge_row_groups", merge_and_read)
+    _compact_now(store)
+    assert seen == [4 * BATCH]
+    assert _row_group_rows(store) == SMALL
+    store.close()
+
+
+def test_a_read_running_after_the_merge_delays_only_the_attach_for_the_loader(
+    store: DuckDBEventStore, enricher: Enricher, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _load(store, enricher, 4, "a")
+    real = duckdb_file.merge_row_groups
+    read = store._reads.one()
+
+    def merge_then_read(con: duckdb.DuckDBPyConnection, memory: Any) -> bool:
+        merged = real(con, memory)
+        read.__enter__()  # an export starts as the merge ends
+        return merged
+
+    monkeypatch.setattr(duckdb_file, "merge_row_groups", merge_then_read)
+    _compact_now(store)
+    assert store.reattached == 1
+    assert _row_group_rows(store) == LARGE  # not while the read runs
+    read.__exit__(None, None, None)
+    # The next batch is stored, then the file is attached for the loader again.
+    _load(store, enricher, 1, "b")
+    assert _row_group_rows(store) == SMALL
+    assert store.count_events(SITE) == 5 * BATCH
+    store.close()
+
+
+def test_a_failed_compaction_leaves_the_rows_and_the_file_attached(
+    store: DuckDBEventStore, enricher: Enricher, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _load(store, enricher, 4, "a")
+    events = _rows(store, "analytics_events")
+
+    def no_room(con: duckdb.DuckDBPyConnection, memory: object) -> None:
+        raise duckdb.OutOfMemoryException("no room to merge")
+
+    monkeypatch.setattr(duckdb_file, "_merge", no_room)
+    _compact_now(store)  # logged, not raised: the loader is not disturbed
+    assert store.reattached == 1
+    assert store.merges == 0
+    assert _rows(store, "analytics_events") == events
+    assert _row_group_rows(store) == SMALL
+    threads = store._con.execute("SELECT current_setting('threads')").fetchone()
+    assert threads is not None and int(threads[0]) == store._threads
+    store.close()
+
+
+def test_an_empty_store_compacts_to_nothing(store: DuckDBEventStore) -> None:
+    _compact_now(store)
+    assert store.reattached == 1
+    assert store.count_events(SITE) == 0
+    store.close()

@@ -155,6 +155,30 @@ def test_a_read_running_after_the_merge_delays_only_the_attach_for_the_loader(
     store.close()
 
 
+def test_an_idle_loaders_upkeep_attaches_the_file_for_the_loader_once_reads_let_it(
+    store: DuckDBEventStore, enricher: Enricher, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _load(store, enricher, 4, "a")
+    real = duckdb_file.merge_row_groups
+    read = store._reads.one()
+
+    def merge_then_read(con: duckdb.DuckDBPyConnection, memory: Any) -> bool:
+        merged = real(con, memory)
+        read.__enter__()
+        return merged
+
+    monkeypatch.setattr(duckdb_file, "merge_row_groups", merge_then_read)
+    _compact_now(store)
+    assert _row_group_rows(store) == LARGE
+    store.upkeep()  # the read still runs
+    assert _row_group_rows(store) == LARGE
+    read.__exit__(None, None, None)
+    store.upkeep()  # nothing to merge, but the file goes back to the loader's row groups
+    assert _row_group_rows(store) == SMALL
+    assert store.merges == 1
+    store.close()
+
+
 def test_a_failed_compaction_leaves_the_rows_and_the_file_attached(
     store: DuckDBEventStore, enricher: Enricher, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -448,9 +448,9 @@ class DuckDBEventStore(DuckDBReads):
         """Merge the loader's row groups (`duckdb_file.merge_row_groups`) once `MERGE_ROWS`
         rows were written since the last merge: attach the file with large row groups when
         no read is running, merge (reads run meanwhile), attach it for the loader again (now,
-        or after a later batch if a read is running). The loader calls this when it keeps
-        up: a merge takes a few seconds of one core (5-7 µs per merged event, docs/benchmarks.md,
-        eighteenth pass), which a backlog should not wait for.
+        or at the next batch or upkeep if a read is running). The loader calls this when it
+        keeps up: a merge takes seconds of one core (about 6 µs per merged event,
+        docs/benchmarks.md, eighteenth pass), which a backlog should not wait for.
 
         A report that reads every column of the history holds about 4 bytes per stored event
         of DuckDB's per-row-group state with the loader's row groups, 1 with merged ones (40
@@ -458,6 +458,9 @@ class DuckDBEventStore(DuckDBReads):
         if not self._catalog:
             return
         with self._write_lock:
+            if self._large_groups:  # a read held the last merge's attach for the loader
+                self._attach_anew(None)
+                return
             if self._detached or self._written_since_merge < MERGE_ROWS:
                 return
             if not self._attach_anew(duckdb_file.COMPACT_ROWS):

@@ -5,6 +5,8 @@ were; reads run meanwhile; the loader goes on writing its own small groups."""
 
 from __future__ import annotations
 
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +30,7 @@ def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> DuckDBEventStore:
     monkeypatch.setattr(duckdb_file, "CHECKPOINT_BYTES", 1)  # every batch checkpoints
     monkeypatch.setattr(duckdb_store, "REATTACH_ROWS", 10**9)  # the test says when
     monkeypatch.setattr(duckdb_store, "MERGE_ROWS", 10**9)
+    monkeypatch.setattr(duckdb_store, "LOADER_ATTACH_WAIT_S", 0.2)
     return DuckDBEventStore(str(tmp_path / "events.duckdb"))
 
 
@@ -152,6 +155,34 @@ def test_a_read_running_after_the_merge_delays_only_the_attach_for_the_loader(
     _load(store, enricher, 1, "b")
     assert _row_group_rows(store) == SMALL
     assert store.count_events(SITE) == 5 * BATCH
+    store.close()
+
+
+def test_the_attach_for_the_loader_waits_for_a_short_read(
+    store: DuckDBEventStore, enricher: Enricher, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch on large row groups keeps its rows in memory: the store waits a moment for a
+    read (a dashboard's, `/metrics`') rather than leave the file so."""
+    monkeypatch.setattr(duckdb_store, "LOADER_ATTACH_WAIT_S", 5.0)
+    _load(store, enricher, 4, "a")
+    real = duckdb_file.merge_row_groups
+
+    def merge_during_a_read(con: duckdb.DuckDBPyConnection, memory: Any) -> bool:
+        started = threading.Event()
+
+        def read() -> None:
+            with store._reads.one():
+                started.set()
+                time.sleep(0.3)
+
+        threading.Thread(target=read).start()
+        started.wait(5)
+        return real(con, memory)
+
+    monkeypatch.setattr(duckdb_file, "merge_row_groups", merge_during_a_read)
+    _compact_now(store)
+    assert store.merges == 1
+    assert _row_group_rows(store) == SMALL
     store.close()
 
 

@@ -133,6 +133,40 @@ def test_reads_wait_while_paused_and_pausing_waits_for_none() -> None:
     assert done and done[0] >= resumed
 
 
+def test_pausing_can_wait_for_the_running_reads_and_holds_new_ones_meanwhile() -> None:
+    reads = ReadsInFlight()
+    ended: list[float] = []
+    second: list[float] = []
+    running = threading.Event()
+
+    def short_read() -> None:
+        with reads.one():
+            running.set()
+            time.sleep(0.2)
+            ended.append(time.monotonic())
+
+    def late_read() -> None:
+        with reads.one():
+            second.append(time.monotonic())
+
+    first = threading.Thread(target=short_read)
+    first.start()
+    running.wait(5)
+    with reads.paused(wait=5.0) as free:
+        assert free is True
+        assert ended  # it waited for the running read
+        late = threading.Thread(target=late_read)
+        late.start()
+        time.sleep(0.05)
+        assert second == []  # held while paused
+        resumed = time.monotonic()
+    late.join(5)
+    first.join(5)
+    assert second and second[0] >= resumed
+    with reads.one(), reads.paused(wait=0.05) as free:
+        assert free is False  # a read longer than the wait: not waited for
+
+
 def test_a_failed_attach_is_retried_by_the_next_load(
     store: DuckDBEventStore, enricher: Enricher, monkeypatch: pytest.MonkeyPatch
 ) -> None:

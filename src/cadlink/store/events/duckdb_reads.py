@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
@@ -53,14 +54,20 @@ class ReadsInFlight:
                 self._cond.notify_all()
 
     @contextlib.contextmanager
-    def paused(self) -> Iterator[bool]:
+    def paused(self, wait: float = 0.0) -> Iterator[bool]:
         """Hold new reads while the block runs; yields False (and holds none) if a read is
-        running, so that the caller does not wait for a long one (an export)."""
+        still running after `wait` seconds (new ones held meanwhile), so that the caller
+        does not wait for a long one (an export)."""
         with self._cond:
+            self._paused = True
+            deadline = time.monotonic() + wait
+            while self._running and (left := deadline - time.monotonic()) > 0:
+                self._cond.wait(left)
             if self._running:
+                self._paused = False
+                self._cond.notify_all()
                 yield False
                 return
-            self._paused = True
         try:
             yield True
         finally:

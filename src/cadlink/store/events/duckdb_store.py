@@ -65,6 +65,9 @@ REATTACH_ROWS = 1_000_000
 # Rows written after which the store merges the loader's row groups (`upkeep`): about 61 of
 # them, merged into nine.
 MERGE_ROWS = 1_000_000
+# How long attaching the file for the loader again after a merge waits for running reads
+# (`_attach_anew`): a dashboard's reads take up to a few hundred ms, `/metrics`' one 1 ms.
+LOADER_ATTACH_WAIT_S = 2.0
 
 
 class DuckDBEventStore(DuckDBReads):
@@ -186,6 +189,8 @@ class DuckDBEventStore(DuckDBReads):
         with the positions they came from, in one transaction: the rows never leave DuckDB."""
         with self._write_lock:
             self._ensure_attached()
+            if self._large_groups:  # a read held it after a merge: try again before the batch
+                self._attach_anew(None)
             con = self._con
             stager = self._stager
             if stager is None or stager.staging is not staging:
@@ -479,8 +484,11 @@ class DuckDBEventStore(DuckDBReads):
 
     def _attach_anew(self, row_group_rows: int | None) -> bool:
         """`duckdb_file.attach_anew` when no read is running; whether it did. `None`: the
-        loader's row groups."""
-        with self._reads.paused() as free:
+        loader's row groups, after waiting up to `LOADER_ATTACH_WAIT_S` for the reads
+        running: a loader batch on large row groups keeps its rows in memory (the file's
+        row group size), and DuckDB's ingest memory may not hold them."""
+        wait = LOADER_ATTACH_WAIT_S if row_group_rows is None and self._large_groups else 0.0
+        with self._reads.paused(wait) as free:
             if not free:
                 return False
             self._detached = True  # until it is attached again (`_ensure_attached`)

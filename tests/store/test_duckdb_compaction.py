@@ -124,6 +124,7 @@ def test_reads_run_while_row_groups_are_merged(
 
     def merge_and_read(con: duckdb.DuckDBPyConnection, memory: Any) -> bool:
         assert _row_group_rows(store) == LARGE
+        assert threading.current_thread().name == "upkeep"  # at a lower priority
         seen.append(store.count_events(SITE))  # not held: it would wait for ever
         return real(con, memory)
 

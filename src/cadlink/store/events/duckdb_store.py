@@ -47,6 +47,7 @@ from cadlink.store.events.duckdb_sessions import (
     SLOW_AFFECTED_SQL,
     VISITORS_SQL,
 )
+from cadlink.store.events.low_priority import run_at_low_priority
 from cadlink.store.events.staged import Staged, Staging
 from cadlink.store.events.staging import Stager, private_scratch
 
@@ -471,7 +472,10 @@ class DuckDBEventStore(DuckDBReads):
             if not self._attach_anew(duckdb_file.COMPACT_ROWS):
                 return
             started = time.perf_counter()
-            merged = duckdb_file.merge_row_groups(self._con, self._memory)
+            # At a lower priority than the request path it shares the cores with.
+            merged = run_at_low_priority(
+                lambda: duckdb_file.merge_row_groups(self._con, self._memory)
+            )
             self.merges += merged
             self._written_since_merge = 0
             self._written_since_attach = 0

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import threading
 import time
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
@@ -135,22 +136,31 @@ def test_reads_run_while_row_groups_are_merged(
     store.close()
 
 
-def test_a_read_running_after_the_merge_delays_only_the_attach_for_the_loader(
+def _merged_while_a_read_starts(
     store: DuckDBEventStore, enricher: Enricher, monkeypatch: pytest.MonkeyPatch
-) -> None:
+) -> AbstractContextManager[None]:
+    """Four batches stored and merged, with a read (an export) starting as the merge ends:
+    the file stays attached with large row groups. Returns the read, still running."""
     _load(store, enricher, 4, "a")
     real = duckdb_file.merge_row_groups
     read = store._reads.one()
 
     def merge_then_read(con: duckdb.DuckDBPyConnection, memory: Any) -> bool:
         merged = real(con, memory)
-        read.__enter__()  # an export starts as the merge ends
+        read.__enter__()
         return merged
 
     monkeypatch.setattr(duckdb_file, "merge_row_groups", merge_then_read)
     _compact_now(store)
-    assert store.reattached == 1
+    assert store.reattached == store.merges == 1
     assert _row_group_rows(store) == LARGE  # not while the read runs
+    return read
+
+
+def test_a_read_running_after_the_merge_delays_only_the_attach_for_the_loader(
+    store: DuckDBEventStore, enricher: Enricher, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    read = _merged_while_a_read_starts(store, enricher, monkeypatch)
     read.__exit__(None, None, None)
     # The next batch is stored, then the file is attached for the loader again.
     _load(store, enricher, 1, "b")
@@ -190,18 +200,7 @@ def test_the_attach_for_the_loader_waits_for_a_short_read(
 def test_an_idle_loaders_upkeep_attaches_the_file_for_the_loader_once_reads_let_it(
     store: DuckDBEventStore, enricher: Enricher, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    _load(store, enricher, 4, "a")
-    real = duckdb_file.merge_row_groups
-    read = store._reads.one()
-
-    def merge_then_read(con: duckdb.DuckDBPyConnection, memory: Any) -> bool:
-        merged = real(con, memory)
-        read.__enter__()
-        return merged
-
-    monkeypatch.setattr(duckdb_file, "merge_row_groups", merge_then_read)
-    _compact_now(store)
-    assert _row_group_rows(store) == LARGE
+    read = _merged_while_a_read_starts(store, enricher, monkeypatch)
     store.upkeep()  # the read still runs
     assert _row_group_rows(store) == LARGE
     read.__exit__(None, None, None)

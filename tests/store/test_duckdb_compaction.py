@@ -230,6 +230,21 @@ def test_a_failed_compaction_leaves_the_rows_and_the_file_attached(
     store.close()
 
 
+def test_sessions_rebuilt_whole_count_towards_the_next_merge(
+    store: DuckDBEventStore, enricher: Enricher, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bulk load (`Loader.load_history`) rebuilds the sessions after its last batch: they
+    are rows written in the loader's small groups like the events."""
+    _load(store, enricher, 2, "a")
+    sessions = store.rebuild_sessions(SITE)
+    assert sessions > 0
+    monkeypatch.setattr(duckdb_store, "MERGE_ROWS", sessions)
+    store._written_since_merge -= 2 * BATCH  # only the sessions count now
+    store.upkeep()
+    assert store.merges == 1
+    store.close()
+
+
 def test_an_empty_store_compacts_to_nothing(store: DuckDBEventStore) -> None:
     _compact_now(store)
     assert store.reattached == 1

@@ -337,7 +337,9 @@ class DuckDBEventStore(DuckDBReads):
             row = con.execute(
                 "SELECT count(*) FROM sessions WHERE site_id = ?", [site_id]
             ).fetchone()
-        return int(row[0]) if row else 0
+            rebuilt = int(row[0]) if row else 0
+            self._written_since_merge += rebuilt  # written anew, in the loader's row groups
+        return rebuilt
 
     def _insert_staged(self, con: duckdb.DuckDBPyConnection) -> int:
         """Store `staged_rows` but the events already stored; upkeep of sessions and rollups."""

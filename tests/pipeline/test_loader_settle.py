@@ -15,7 +15,7 @@ from cadlink.ingest.enrich.geo import GeoLocator
 from cadlink.ingest.enrich.useragent import UserAgentParser
 from cadlink.pipeline.enrichment import Enricher
 from cadlink.pipeline.loader import Loader
-from cadlink.store.events import duckdb_store
+from cadlink.store.events import duckdb_attach
 from cadlink.store.events.duckdb_file import SETTLE_MIN_WAL_BYTES
 from cadlink.store.events.duckdb_store import DuckDBEventStore
 
@@ -86,8 +86,8 @@ def test_the_loaders_stats_count_the_stores_reattaches(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """`cadlink_store_reattached_total`: the store attaches its file anew after enough rows
-    (duckdb_store.REATTACH_ROWS), here when the idle loader lets it settle."""
-    monkeypatch.setattr(duckdb_store, "REATTACH_ROWS", 100)
+    (duckdb_attach.REATTACH_ROWS), here when the idle loader lets it settle."""
+    monkeypatch.setattr(duckdb_attach, "REATTACH_ROWS", 100)
     writer = SpoolWriter(tmp_path / "spool", fsync="never")
     _write(writer, 150, "c")
     store = DuckDBEventStore(str(tmp_path / "events.duckdb"))
@@ -112,7 +112,7 @@ def test_a_running_loader_merges_row_groups_once_it_keeps_up(
 
     monkeypatch.setattr(duckdb_file, "ROW_GROUP_ROWS", 2048)
     monkeypatch.setattr(duckdb_file, "COMPACT_ROWS", 6144)
-    monkeypatch.setattr(duckdb_store, "MERGE_ROWS", 8192)
+    monkeypatch.setattr(duckdb_attach, "MERGE_ROWS", 8192)
     writer = SpoolWriter(tmp_path / "spool", fsync="never")
     _write(writer, 12_000, "e")
     store = DuckDBEventStore(str(tmp_path / "events.duckdb"))

@@ -16,7 +16,7 @@ import pytest
 from duck_memory import records
 
 from cadlink.pipeline.enrichment import Enricher
-from cadlink.store.events import duckdb_file, duckdb_store
+from cadlink.store.events import duckdb_attach, duckdb_file
 from cadlink.store.events.duckdb_store import DuckDBEventStore
 
 SITE = "site-1"
@@ -29,9 +29,9 @@ def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> DuckDBEventStore:
     monkeypatch.setattr(duckdb_file, "ROW_GROUP_ROWS", SMALL)
     monkeypatch.setattr(duckdb_file, "COMPACT_ROWS", LARGE)
     monkeypatch.setattr(duckdb_file, "CHECKPOINT_BYTES", 1)  # every batch checkpoints
-    monkeypatch.setattr(duckdb_store, "REATTACH_ROWS", 10**9)  # the test says when
-    monkeypatch.setattr(duckdb_store, "MERGE_ROWS", 10**9)
-    monkeypatch.setattr(duckdb_store, "LOADER_ATTACH_WAIT_S", 0.2)
+    monkeypatch.setattr(duckdb_attach, "REATTACH_ROWS", 10**9)  # the test says when
+    monkeypatch.setattr(duckdb_attach, "MERGE_ROWS", 10**9)
+    monkeypatch.setattr(duckdb_attach, "LOADER_ATTACH_WAIT_S", 0.2)
     return DuckDBEventStore(str(tmp_path / "events.duckdb"))
 
 
@@ -56,7 +56,7 @@ def _load(store: DuckDBEventStore, enricher: Enricher, batches: int, prefix: str
 
 
 def _compact_now(store: DuckDBEventStore) -> None:
-    store._written_since_merge = duckdb_store.MERGE_ROWS
+    store._written_since_merge = duckdb_attach.MERGE_ROWS
     store.upkeep()
 
 
@@ -174,7 +174,7 @@ def test_the_attach_for_the_loader_waits_for_a_short_read(
 ) -> None:
     """A batch on large row groups keeps its rows in memory: the store waits a moment for a
     read (a dashboard's, `/metrics`') rather than leave the file so."""
-    monkeypatch.setattr(duckdb_store, "LOADER_ATTACH_WAIT_S", 5.0)
+    monkeypatch.setattr(duckdb_attach, "LOADER_ATTACH_WAIT_S", 5.0)
     _load(store, enricher, 4, "a")
     real = duckdb_file.merge_row_groups
 
@@ -238,7 +238,7 @@ def test_sessions_rebuilt_whole_count_towards_the_next_merge(
     _load(store, enricher, 2, "a")
     sessions = store.rebuild_sessions(SITE)
     assert sessions > 0
-    monkeypatch.setattr(duckdb_store, "MERGE_ROWS", sessions)
+    monkeypatch.setattr(duckdb_attach, "MERGE_ROWS", sessions)
     store._written_since_merge -= 2 * BATCH  # only the sessions count now
     store.upkeep()
     assert store.merges == 1

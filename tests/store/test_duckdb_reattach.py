@@ -14,7 +14,7 @@ import pytest
 from duck_memory import NOW, records
 
 from cadlink.pipeline.enrichment import Enricher
-from cadlink.store.events import duckdb_store
+from cadlink.store.events import duckdb_attach, duckdb_store
 from cadlink.store.events.duckdb_reads import ReadsInFlight
 from cadlink.store.events.duckdb_store import DuckDBEventStore
 
@@ -25,7 +25,7 @@ END = START + timedelta(days=2)
 
 @pytest.fixture
 def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> DuckDBEventStore:
-    monkeypatch.setattr(duckdb_store, "REATTACH_ROWS", 100)
+    monkeypatch.setattr(duckdb_attach, "REATTACH_ROWS", 100)
     return DuckDBEventStore(str(tmp_path / "events.duckdb"))
 
 
@@ -100,7 +100,7 @@ def test_an_export_dropped_unread_ends_its_read(
 def test_an_in_memory_store_has_no_file_to_attach(
     enricher: Enricher, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(duckdb_store, "REATTACH_ROWS", 1)
+    monkeypatch.setattr(duckdb_attach, "REATTACH_ROWS", 1)
     store = DuckDBEventStore(":memory:")
     store.load(records(10, "a"), {}, enricher.staging)
     store.settle()

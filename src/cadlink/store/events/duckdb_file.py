@@ -47,7 +47,7 @@ ROW_GROUP_ROWS = 16_384
 COMPACT_ROWS = 122_880
 # At most this many row groups merged at once (DuckDB's `max_vacuum_tasks` counts the
 # groups a merge takes): about 2 M events, 12-15 s of one core within 32MB (6-7 µs an event
-# on the 10 M-event benchmark store). A merge follows every `duckdb_store.MERGE_ROWS` (1 M)
+# on the 10 M-event benchmark store). A merge follows every `duckdb_attach.MERGE_ROWS` (1 M)
 # rows written, so a store written before merging existed catches up at twice its growth.
 COMPACT_MERGES = 128
 # The tables the loader appends to; the others hold a few rows per site and hour.

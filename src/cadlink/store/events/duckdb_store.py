@@ -19,6 +19,7 @@ import duckdb
 
 from cadlink.store.events import duckdb_bookkeeping, duckdb_file, rollups, scan_ranges
 from cadlink.store.events.base import Loaded, StoreBatch
+from cadlink.store.events.duckdb_attach import DuckDBFileUpkeep
 from cadlink.store.events.duckdb_memory import MemoryLimit
 from cadlink.store.events.duckdb_reads import (
     EVENT_COLUMNS,
@@ -47,7 +48,6 @@ from cadlink.store.events.duckdb_sessions import (
     SLOW_AFFECTED_SQL,
     VISITORS_SQL,
 )
-from cadlink.store.events.low_priority import run_at_low_priority
 from cadlink.store.events.staged import Staged, Staging
 from cadlink.store.events.staging import Stager, private_scratch
 
@@ -60,18 +60,9 @@ _COMPACT_ROLLUPS = [rollups.render(sql, "duckdb") for sql in rollups.compact_sta
 # `rebuild_sessions` numbers this many events into sessions at a time (at most): a part of
 # 10 M demo events fits the default memory limit with room for the reports beside it.
 REBUILD_CHUNK_EVENTS = 1_000_000
-# Rows written after which the store attaches its file anew (`_reattach_when_grown`): about
-# 7 MB of what DuckDB keeps per row group.
-REATTACH_ROWS = 1_000_000
-# Rows written after which the store merges the loader's row groups (`upkeep`): about 61 of
-# them, merged into nine.
-MERGE_ROWS = 1_000_000
-# How long attaching the file for the loader again after a merge waits for running reads
-# (`_attach_anew`): a dashboard's reads take up to a few hundred ms, `/metrics`' one 1 ms.
-LOADER_ATTACH_WAIT_S = 2.0
 
 
-class DuckDBEventStore(DuckDBReads):
+class DuckDBEventStore(DuckDBFileUpkeep, DuckDBReads):
     engine = "duckdb"
 
     def __init__(
@@ -108,14 +99,7 @@ class DuckDBEventStore(DuckDBReads):
         self._write_lock = threading.Lock()
         self._report_slots = threading.BoundedSemaphore(REPORT_SLOTS)
         self._reads = ReadsInFlight()
-        self._detached = False  # a reattach failed to attach the file again
-        self._written_since_attach = 0  # rows (`reattach_when_grown`)
-        self._written_since_merge = 0  # rows (`upkeep`)
-        # Attached with `duckdb_file.COMPACT_ROWS` to merge row groups; attached again for
-        # the loader at the first chance no read is running (`_reattach_when_grown`).
-        self._large_groups = False
-        self.reattached = 0  # times the file was attached anew since the store was opened
-        self.merges = 0  # times the loader's row groups were merged (`upkeep`)
+        self._init_file_upkeep()
         row = self._con.execute("SELECT current_setting('threads')").fetchone()
         self._threads = int(row[0]) if row else 1  # what reads use; loader batches use one
         self.init_schema()
@@ -423,94 +407,6 @@ class DuckDBEventStore(DuckDBReads):
             if duckdb_file.log_bytes(self._wal) >= duckdb_file.SETTLE_MIN_WAL_BYTES:
                 duckdb_file.checkpoint(self._con, self._memory)
             self._reattach_when_grown()
-
-    def _reattach_when_grown(self) -> None:
-        """Attach the database file anew (`duckdb_file.attach_anew`) once `REATTACH_ROWS` rows
-        were written since it was last attached and no read is running (else at the next
-        chance: after a checkpoint, or when the loader settles); attach it for the loader
-        again if a merge left it attached with large row groups (`upkeep`). The caller holds
-        the write lock, outside any transaction.
-
-        What DuckDB keeps per row group while the file is attached grew the store process by
-        about 7 bytes per stored event, for good: 15 MB over 2.3 M events in 16 MiB batches
-        (peak of a batch 181 → 196 MB), 5.5 MB when attached anew every 290 k events
-        (docs/benchmarks.md, fourteenth pass). Attaching takes about 15 ms."""
-        if not self._catalog:
-            return
-        if self._large_groups:
-            self._attach_anew(None)
-            return
-        if self._written_since_attach < REATTACH_ROWS:
-            return
-        started = time.perf_counter()
-        if not self._attach_anew(None):
-            return
-        self._written_since_attach = 0
-        self.reattached += 1
-        log.info(
-            "event store file attached anew",
-            extra={"ms": round((time.perf_counter() - started) * 1000, 1)},
-        )
-
-    def upkeep(self) -> None:
-        """Merge the loader's row groups (`duckdb_file.merge_row_groups`) once `MERGE_ROWS`
-        rows were written since the last merge: attach the file with large row groups when
-        no read is running, merge (reads run meanwhile), attach it for the loader again (now,
-        or at the next batch or upkeep if a read is running). The loader calls this when it
-        keeps up: a merge takes seconds of one core (about 6 µs per merged event,
-        docs/benchmarks.md, eighteenth pass), which a backlog should not wait for.
-
-        A report that reads every column of the history holds about 4 bytes per stored event
-        of DuckDB's per-row-group state with the loader's row groups, 1 with merged ones (40
-        against 9 MB at 10 M events), and reads fewer row groups."""
-        if not self._catalog:
-            return
-        with self._write_lock:
-            if self._large_groups:  # a read held the last merge's attach for the loader
-                self._attach_anew(None)
-                return
-            if self._detached or self._written_since_merge < MERGE_ROWS:
-                return
-            if not self._attach_anew(duckdb_file.COMPACT_ROWS):
-                return
-            started = time.perf_counter()
-            # At a lower priority than the request path it shares the cores with.
-            merged = run_at_low_priority(
-                lambda: duckdb_file.merge_row_groups(self._con, self._memory)
-            )
-            self.merges += merged
-            self._written_since_merge = 0
-            self._written_since_attach = 0
-            self.reattached += 1
-            self._attach_anew(None)
-            log.info(
-                "event store row groups merged" if merged else "merging row groups failed",
-                extra={"ms": round((time.perf_counter() - started) * 1000, 1)},
-            )
-
-    def _attach_anew(self, row_group_rows: int | None) -> bool:
-        """`duckdb_file.attach_anew` when no read is running; whether it did. `None`: the
-        loader's row groups, after waiting up to `LOADER_ATTACH_WAIT_S` for the reads
-        running: a loader batch on large row groups keeps its rows in memory (the file's
-        row group size), and DuckDB's ingest memory may not hold them."""
-        wait = LOADER_ATTACH_WAIT_S if row_group_rows is None and self._large_groups else 0.0
-        with self._reads.paused(wait) as free:
-            if not free:
-                return False
-            self._detached = True  # until it is attached again (`_ensure_attached`)
-            duckdb_file.attach_anew(self._con, self.path, row_group_rows)
-            self._detached = False
-            self._large_groups = row_group_rows is not None
-        return True
-
-    def _ensure_attached(self) -> None:
-        """Attach the file if a reattach left it detached (a failed ATTACH: the disk, say);
-        the caller holds the write lock. Loads fail, and their records wait in the buffer,
-        until it succeeds."""
-        if self._detached:
-            duckdb_file.attach(self._con, self.path)
-            self._detached = False
-            self._large_groups = False
 
     def forget_positions(self, segments: list[str]) -> None:
         if not segments:

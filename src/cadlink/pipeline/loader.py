@@ -308,7 +308,7 @@ class LoaderBase:
         self._count_store()
 
     def _count_store(self) -> None:
-        """The DuckDB store's counters (duckdb_store.py; other stores have no file)."""
+        """The DuckDB store's counters (duckdb_attach.py; other stores have no file)."""
         self.stats.store_reattached = int(getattr(self.store, "reattached", 0))
         self.stats.store_merges = int(getattr(self.store, "merges", 0))
 

@@ -381,6 +381,7 @@ class Tab:
     errors: list[str] = field(default_factory=list)
     requests: list[Any] = field(default_factory=list)
     allowed_console: list[str] = field(default_factory=list)
+    allowed_hosts: list[str] = field(default_factory=list)  # host:port a test sends to itself
 
     def open(self, path: str = "/", html_text: str | None = None, **options: Any) -> None:
         """Serves `html_text` (default: a tracker page with `options`) at `path` and loads it."""
@@ -445,7 +446,8 @@ def tab(browser: Any, cadlink_server: CadlinkServer, pages: PageServer) -> Itera
         context.close()
     # The page server's own *.localhost hosts (tests link between them) and the cadlink server.
     foreign = {urlsplit(r.url).netloc for r in t.requests} - {
-        urlsplit(cadlink_server.base_url).netloc
+        urlsplit(cadlink_server.base_url).netloc,
+        *t.allowed_hosts,
     }
     foreign = {h for h in foreign if not h.endswith(f".localhost:{pages.port}")}
     assert not foreign, f"requests to other hosts: {foreign}"

@@ -111,7 +111,7 @@ def test_a_running_loader_merges_row_groups_once_it_keeps_up(
     from cadlink.store.events import duckdb_file
 
     monkeypatch.setattr(duckdb_file, "ROW_GROUP_ROWS", 2048)
-    monkeypatch.setattr(duckdb_file, "COMPACT_ROWS", 6144)
+    monkeypatch.setattr(duckdb_file, "MERGED_GROUP_ROWS", 6144)
     monkeypatch.setattr(duckdb_attach, "MERGE_ROWS", 8192)
     writer = SpoolWriter(tmp_path / "spool", fsync="never")
     _write(writer, 12_000, "e")

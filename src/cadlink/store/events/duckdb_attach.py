@@ -44,7 +44,7 @@ class DuckDBFileUpkeep:
         self._detached = False  # a reattach failed to attach the file again
         self._written_since_attach = 0  # rows (`reattach_when_grown`)
         self._written_since_merge = 0  # rows (`upkeep`)
-        # Attached with `duckdb_file.COMPACT_ROWS` to merge row groups; attached again for
+        # Attached with `duckdb_file.MERGED_GROUP_ROWS` to merge row groups; attached again for
         # the loader at the first chance no read is running (`_reattach_when_grown`).
         self._large_groups = False
         self.reattached = 0  # times the file was attached anew since the store was opened
@@ -97,7 +97,7 @@ class DuckDBFileUpkeep:
                 return
             if self._detached or self._written_since_merge < MERGE_ROWS:
                 return
-            if not self._attach_anew(duckdb_file.COMPACT_ROWS):
+            if not self._attach_anew(duckdb_file.MERGED_GROUP_ROWS):
                 return
             started = time.perf_counter()
             # At a lower priority than the request path it shares the cores with.

@@ -44,14 +44,14 @@ ROW_GROUP_ROWS = 16_384
 # the file is attached, outside its memory limit. At 16,384 rows that is about 4 bytes per
 # stored event once a report has read every column (40 MB at 10 M events, 400 at 100 M);
 # at 114,688 (seven groups merged) a seventh of it, and reports read fewer row groups.
-COMPACT_ROWS = 122_880
+MERGED_GROUP_ROWS = 122_880
 # At most this many row groups merged at once (DuckDB's `max_vacuum_tasks` counts the
 # groups a merge takes): about 2 M events, 12-15 s of one core within 32MB (6-7 µs an event
 # on the 10 M-event benchmark store). A merge follows every `duckdb_attach.MERGE_ROWS` (1 M)
 # rows written, so a store written before merging existed catches up at twice its growth.
-COMPACT_MERGES = 128
+MAX_GROUPS_MERGED = 128
 # The tables the loader appends to; the others hold a few rows per site and hour.
-COMPACTED_TABLES = ("analytics_events", "sessions")
+MERGED_TABLES = ("analytics_events", "sessions")
 # The catalog name the database file is attached as (the default of every connection).
 CATALOG = "store"
 
@@ -142,9 +142,9 @@ def attach_anew(
 
 
 def merge_row_groups(con: duckdb.DuckDBPyConnection, memory: MemoryLimit) -> bool:
-    """Merge the loader's row groups into groups of up to `COMPACT_ROWS` (at most
-    `COMPACT_MERGES` groups merged); the caller holds the write lock and has attached the
-    file with `COMPACT_ROWS`. Reads may run meanwhile. Returns whether it ran to the end.
+    """Merge the loader's row groups into groups of up to `MERGED_GROUP_ROWS` (at most
+    `MAX_GROUPS_MERGED` groups merged); the caller holds the write lock and has attached the
+    file with `MERGED_GROUP_ROWS`. Reads may run meanwhile. Returns whether it ran to the end.
 
     DuckDB merges adjacent row groups itself when it checkpoints a table that changed, into
     groups of the size the file is attached with (its vacuum, made for deleted rows): a
@@ -158,9 +158,9 @@ def merge_row_groups(con: duckdb.DuckDBPyConnection, memory: MemoryLimit) -> boo
     threads = int(row[0]) if row else 1
     try:
         con.execute("SET threads = 1")
-        con.execute(f"SET max_vacuum_tasks = {COMPACT_MERGES}")
+        con.execute(f"SET max_vacuum_tasks = {MAX_GROUPS_MERGED}")
         try:
-            for table in COMPACTED_TABLES:
+            for table in MERGED_TABLES:
                 _touch(con, table)
             _merge(con, memory)
         finally:

@@ -27,7 +27,7 @@ BATCH = SMALL  # a loader batch fills one small group, as a 16 MiB batch fills 1
 @pytest.fixture
 def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> DuckDBEventStore:
     monkeypatch.setattr(duckdb_file, "ROW_GROUP_ROWS", SMALL)
-    monkeypatch.setattr(duckdb_file, "COMPACT_ROWS", LARGE)
+    monkeypatch.setattr(duckdb_file, "MERGED_GROUP_ROWS", LARGE)
     monkeypatch.setattr(duckdb_file, "CHECKPOINT_BYTES", 1)  # every batch checkpoints
     monkeypatch.setattr(duckdb_attach, "REATTACH_ROWS", 10**9)  # the test says when
     monkeypatch.setattr(duckdb_attach, "MERGE_ROWS", 10**9)
@@ -55,7 +55,7 @@ def _load(store: DuckDBEventStore, enricher: Enricher, batches: int, prefix: str
         assert store.load(batch, {f"seg-{prefix}": b + 1}, enricher.staging).stored == BATCH
 
 
-def _compact_now(store: DuckDBEventStore) -> None:
+def _merge_now(store: DuckDBEventStore) -> None:
     store._written_since_merge = duckdb_attach.MERGE_ROWS
     store.upkeep()
 
@@ -68,7 +68,7 @@ def test_the_loaders_row_groups_are_merged_and_every_row_kept(
     assert max(before) <= SMALL and len(before) >= 7
     events, sessions = _rows(store, "analytics_events"), _rows(store, "sessions")
 
-    _compact_now(store)
+    _merge_now(store)
 
     after = _groups(store, "analytics_events")
     assert store.reattached == store.merges == 1
@@ -83,9 +83,9 @@ def test_the_loaders_row_groups_are_merged_and_every_row_kept(
     store.close()
 
 
-def test_the_loader_goes_on_after_a_compaction(store: DuckDBEventStore, enricher: Enricher) -> None:
+def test_the_loader_goes_on_after_a_merge(store: DuckDBEventStore, enricher: Enricher) -> None:
     _load(store, enricher, 4, "a")
-    _compact_now(store)
+    _merge_now(store)
     # Its stored ids are still found (duplicates dropped), new events follow in small groups.
     first = records(BATCH, "a0-", pad=True)
     assert store.load(first, {"seg": 9}, enricher.staging).stored == 0
@@ -95,11 +95,11 @@ def test_the_loader_goes_on_after_a_compaction(store: DuckDBEventStore, enricher
     store.close()
 
 
-def test_a_store_reopened_after_compaction_reads_the_same(
+def test_a_store_reopened_after_a_merge_reads_the_same(
     tmp_path: Path, store: DuckDBEventStore, enricher: Enricher
 ) -> None:
     _load(store, enricher, 6, "a")
-    _compact_now(store)
+    _merge_now(store)
     events = _rows(store, "analytics_events")
     store.close()
     again = DuckDBEventStore(str(tmp_path / "events.duckdb"))
@@ -130,7 +130,7 @@ def test_reads_run_while_row_groups_are_merged(
         return real(con, memory)
 
     monkeypatch.setattr(duckdb_file, "merge_row_groups", merge_and_read)
-    _compact_now(store)
+    _merge_now(store)
     assert seen == [4 * BATCH]
     assert _row_group_rows(store) == SMALL
     store.close()
@@ -151,7 +151,7 @@ def _merged_while_a_read_starts(
         return merged
 
     monkeypatch.setattr(duckdb_file, "merge_row_groups", merge_then_read)
-    _compact_now(store)
+    _merge_now(store)
     assert store.reattached == store.merges == 1
     assert _row_group_rows(store) == LARGE  # not while the read runs
     return read
@@ -191,7 +191,7 @@ def test_the_attach_for_the_loader_waits_for_a_short_read(
         return real(con, memory)
 
     monkeypatch.setattr(duckdb_file, "merge_row_groups", merge_during_a_read)
-    _compact_now(store)
+    _merge_now(store)
     assert store.merges == 1
     assert _row_group_rows(store) == SMALL
     store.close()
@@ -210,7 +210,7 @@ def test_an_idle_loaders_upkeep_attaches_the_file_for_the_loader_once_reads_let_
     store.close()
 
 
-def test_a_failed_compaction_leaves_the_rows_and_the_file_attached(
+def test_a_failed_merge_leaves_the_rows_and_the_file_attached(
     store: DuckDBEventStore, enricher: Enricher, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _load(store, enricher, 4, "a")
@@ -220,7 +220,7 @@ def test_a_failed_compaction_leaves_the_rows_and_the_file_attached(
         raise duckdb.OutOfMemoryException("no room to merge")
 
     monkeypatch.setattr(duckdb_file, "_merge", no_room)
-    _compact_now(store)  # logged, not raised: the loader is not disturbed
+    _merge_now(store)  # logged, not raised: the loader is not disturbed
     assert store.reattached == 1
     assert store.merges == 0
     assert _rows(store, "analytics_events") == events
@@ -245,8 +245,8 @@ def test_sessions_rebuilt_whole_count_towards_the_next_merge(
     store.close()
 
 
-def test_an_empty_store_compacts_to_nothing(store: DuckDBEventStore) -> None:
-    _compact_now(store)
+def test_an_empty_store_merges_to_nothing(store: DuckDBEventStore) -> None:
+    _merge_now(store)
     assert store.reattached == 1
     assert store.count_events(SITE) == 0
     store.close()

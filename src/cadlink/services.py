@@ -199,6 +199,17 @@ def drain_spool(
     return stored
 
 
+def load_spool(settings: StoreSettings, events: EventStore, meta: MetaStore) -> int:
+    """Load what the data dir's spool holds, with its identified users, before a command
+    that changes stored data (a data subject's erasure); returns events stored. Only with
+    the server stopped: its store process owns the spool's reading."""
+    if not any(settings.spool_dir.glob(f"*{SPOOL_SUFFIX}")):
+        return 0
+    enricher = build_enricher(settings)
+    reader = SpoolReader(settings.spool_dir)
+    return Loader(reader, events, enricher, on_identities=identity_recorder(meta)).drain()
+
+
 def build_writer(settings: Settings, backlog: Backlog) -> BufferWriter:
     """The collect endpoint's side of the buffer: spool files, or the Redis queue."""
     if settings.queue_url:

@@ -1,8 +1,12 @@
-"""Public (camelCase) names of stored columns, shared by the API and the exports."""
+"""Public (camelCase) names and values of stored columns, shared by the API and the exports."""
 
 from __future__ import annotations
 
 import re
+from datetime import datetime
+from typing import Any
+
+import msgspec
 
 _CAMEL = re.compile(r"_([a-z])")
 _RENAMES = {"ts": "timestamp", "client_ts": "clientTimestamp", "received_at": "receivedAt"}
@@ -14,3 +18,25 @@ def camel(name: str) -> str:
 
 def camel_columns(names: list[str]) -> list[str]:
     return [camel(n) for n in names]
+
+
+_json_decode = msgspec.json.decode
+
+
+def _value(key: str, value: Any) -> Any:
+    if isinstance(value, datetime):
+        return int(value.timestamp() * 1000)
+    if key == "properties" and isinstance(value, str):
+        return _json_decode(value)
+    if key == "visitor_id" and value is not None:
+        return str(value)  # 64-bit: JavaScript numbers would round it
+    return value
+
+
+def event_json(row: dict[str, Any]) -> dict[str, Any]:
+    """A stored event as the API shows it (times in epoch ms, properties as JSON)."""
+    return {camel(k): _value(k, v) for k, v in row.items()}
+
+
+def session_json(row: dict[str, Any]) -> dict[str, Any]:
+    return {camel(k): _value(k, v) for k, v in row.items()}

@@ -4,31 +4,12 @@ from __future__ import annotations
 
 import base64
 from datetime import datetime
-from typing import Any
 
 import msgspec
 
-from cadlink.web_names import camel
+from cadlink.web_names import event_json, session_json
 
-_json_decode = msgspec.json.decode
-
-
-def _value(key: str, value: Any) -> Any:
-    if isinstance(value, datetime):
-        return int(value.timestamp() * 1000)
-    if key == "properties" and isinstance(value, str):
-        return _json_decode(value)
-    if key == "visitor_id" and value is not None:
-        return str(value)  # 64-bit: JavaScript numbers would round it
-    return value
-
-
-def event_json(row: dict[str, Any]) -> dict[str, Any]:
-    return {camel(k): _value(k, v) for k, v in row.items()}
-
-
-def session_json(row: dict[str, Any]) -> dict[str, Any]:
-    return {camel(k): _value(k, v) for k, v in row.items()}
+__all__ = ["decode_cursor", "encode_cursor", "event_json", "session_json"]
 
 
 def encode_cursor(ts: datetime, event_id: str) -> str:

@@ -171,6 +171,18 @@ def test_site_users_are_per_site(meta_store: MetaStore) -> None:
     assert meta_store.get_site_user(a.id, "nobody") is None
 
 
+def test_deleting_a_site_user_forgets_it_on_that_site_only(meta_store: MetaStore) -> None:
+    a = meta_store.create_site("a.example")
+    b = meta_store.create_site("b.example")
+    now = datetime.now(UTC)
+    meta_store.upsert_site_user(a.id, "u", {"email": "u@example.com"}, now)
+    meta_store.upsert_site_user(b.id, "u", {"site": "b"}, now)
+    assert meta_store.delete_site_user(a.id, "u") is True
+    assert meta_store.get_site_user(a.id, "u") is None
+    assert meta_store.get_site_user(b.id, "u") is not None
+    assert meta_store.delete_site_user(a.id, "u") is False
+
+
 def test_upsert_site_user_errors(meta_store: MetaStore) -> None:
     site = meta_store.create_site("shop.example")
     now = datetime.now(UTC)

@@ -126,6 +126,10 @@ class EventStore(Protocol):
     def rebuild_sessions(self, site_id: str) -> int:
         """Recompute every session of a site from its events (after `append`)."""
 
+    def erase_visitors(self, site_id: str, visitor_ids: Sequence[int]) -> dict[str, int]:
+        """Delete every row of these visitors of the site (events, sessions, rollups) in one
+        transaction; rows deleted per table (store/events/subjects.py)."""
+
     def positions(self) -> dict[str, int]:
         """Buffer positions committed so far."""
 

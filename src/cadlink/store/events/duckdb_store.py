@@ -10,14 +10,20 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import duckdb
 
-from cadlink.store.events import duckdb_bookkeeping, duckdb_file, rollups, scan_ranges
+from cadlink.store.events import (
+    duckdb_bookkeeping,
+    duckdb_file,
+    rollups,
+    scan_ranges,
+    subjects,
+)
 from cadlink.store.events.base import Loaded, StoreBatch
 from cadlink.store.events.duckdb_attach import DuckDBFileUpkeep
 from cadlink.store.events.duckdb_memory import MemoryLimit
@@ -324,6 +330,28 @@ class DuckDBEventStore(DuckDBFileUpkeep, DuckDBReads):
             rebuilt = int(row[0]) if row else 0
             self._written_since_merge += rebuilt  # written anew, in the loader's row groups
         return rebuilt
+
+    def erase_visitors(self, site_id: str, visitor_ids: Sequence[int]) -> dict[str, int]:
+        """Delete every row of these visitors of the site, in one transaction; rows deleted
+        per table. The checkpoint after it rewrites the row groups the deletes touched, so
+        the rows leave the file, not only the reports."""
+        ids = sorted(set(visitor_ids))
+        deleted = dict.fromkeys(subjects.TABLES, 0)
+        if not ids:
+            return deleted
+        with self._write_lock:
+            con = self._con
+            con.execute("BEGIN TRANSACTION")
+            try:
+                for table in subjects.TABLES:
+                    row = con.execute(subjects.delete_from(table), [site_id, ids]).fetchone()
+                    deleted[table] = int(row[0]) if row else 0
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+            duckdb_file.checkpoint(con, self._memory)
+        return deleted
 
     def _insert_staged(self, con: duckdb.DuckDBPyConnection) -> int:
         """Store `staged_rows` but the events already stored; upkeep of sessions and rollups."""

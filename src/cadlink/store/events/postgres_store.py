@@ -23,7 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from cadlink.events import EVENT_COLUMN_NAMES
-from cadlink.store.events import postgres_bookkeeping, rollups
+from cadlink.store.events import postgres_bookkeeping, rollups, subjects
 from cadlink.store.events.arrow_schema import EVENT_ARROW_SCHEMA
 from cadlink.store.events.base import EventPage, Loaded, StoreBatch
 from cadlink.store.events.postgres_io import Row, add_drops, arrow_batches, connect, copy_rows
@@ -265,6 +265,20 @@ class PostgresEventStore:
                 "SELECT count(*) AS n FROM sessions WHERE site_id = %s", [site_id]
             ).fetchone()
         return int(row["n"]) if row else 0
+
+    def erase_visitors(self, site_id: str, visitor_ids: Sequence[int]) -> dict[str, int]:
+        """Delete every row of these visitors of the site, in one transaction (after the
+        loads' lock: a batch being stored finishes first); rows deleted per table."""
+        ids = sorted(set(visitor_ids))
+        deleted = dict.fromkeys(subjects.TABLES, 0)
+        if not ids:
+            return deleted
+        with self._writing() as con:
+            con.execute("SELECT pg_advisory_xact_lock(%s)", [WRITE_LOCK_KEY])
+            for table in subjects.TABLES:
+                sql = subjects.marks(subjects.delete_from(table), self.engine)
+                deleted[table] = con.execute(sql, [site_id, ids]).rowcount
+        return deleted
 
     def _insert(self, con: psycopg.Connection[Row], rows: pa.Table) -> int:
         copy_rows(con, "tmp_batch", rows)

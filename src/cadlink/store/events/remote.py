@@ -207,6 +207,9 @@ class RemoteEventStore:
     def rebuild_sessions(self, site_id: str) -> int:
         raise self._writes_elsewhere()
 
+    def erase_visitors(self, site_id: str, visitor_ids: Sequence[int]) -> dict[str, int]:
+        raise self._writes_elsewhere()
+
     def positions(self) -> dict[str, int]:
         raise self._writes_elsewhere()
 

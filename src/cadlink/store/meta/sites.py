@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Mapping
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 
 from cadlink.store.meta.base import StoreBase
@@ -187,3 +187,12 @@ class SiteQueries(StoreBase):
                 select(SiteUser).where(SiteUser.site_id == site_id, SiteUser.user_id == user_id)
             )
             return _site_user_record(row) if row else None
+
+    def delete_site_user(self, site_id: int, user_id: str) -> bool:
+        """Forget the identified visitor `user_id` of site `site_id` and their traits (GDPR
+        erasure); whether there was one."""
+        with self._write() as session:
+            result = session.execute(
+                delete(SiteUser).where(SiteUser.site_id == site_id, SiteUser.user_id == user_id)
+            )
+            return bool(getattr(result, "rowcount", 0))

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from cadlink.cli_export import export
 from cadlink.cli_gdpr import gdpr
 from cadlink.config import Settings, unknown_settings
 from cadlink.heap import map_large_buffers, release_free_memory
@@ -420,6 +421,7 @@ def demo(site_id: str | None, days: int, count: int, as_json: bool) -> None:
     )
 
 
+main.add_command(export)
 main.add_command(gdpr)
 
 if __name__ == "__main__":  # pragma: no cover

@@ -15,7 +15,8 @@ from server_process import CADLINK, base_env, cli
 COMMANDS = [
     ["--help"], ["serve", "--help"], ["worker", "--help"], ["init", "--help"], ["users", "create", "--help"],
     ["sites", "create", "--help"], ["sites", "list", "--help"], ["demo", "--help"],
-    ["gdpr", "--help"], ["gdpr", "export", "--help"], ["gdpr", "delete", "--help"],
+    ["export", "--help"], ["gdpr", "--help"], ["gdpr", "export", "--help"],
+    ["gdpr", "delete", "--help"],
 ]  # fmt: skip
 
 

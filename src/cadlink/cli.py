@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from cadlink.cli_backup import backup, restore
 from cadlink.cli_export import export
 from cadlink.cli_gdpr import gdpr
 from cadlink.config import Settings, unknown_settings
@@ -421,6 +422,8 @@ def demo(site_id: str | None, days: int, count: int, as_json: bool) -> None:
     )
 
 
+main.add_command(backup)
+main.add_command(restore)
 main.add_command(export)
 main.add_command(gdpr)
 

@@ -12,6 +12,8 @@ from typing import IO, TYPE_CHECKING
 
 import click
 
+from cadlink.cli_common import open_events
+
 if TYPE_CHECKING:
     import pyarrow as pa
 
@@ -59,7 +61,7 @@ def export(
     from cadlink.query import export as encoders
     from cadlink.query import params
     from cadlink.query.spec import QueryError
-    from cadlink.services import build_events, build_meta
+    from cadlink.services import build_meta
 
     out_format = encoders.Format(fmt)
     if output is None and out_format is encoders.Format.PARQUET and sys.stdout.isatty():
@@ -74,16 +76,11 @@ def export(
         )
     except QueryError as e:
         raise click.BadParameter(str(e), param_hint="--start-date/--end-date") from None
-    try:
-        events = build_events(settings)
-    except Exception as e:
-        if "lock" not in str(e).lower():
-            raise
-        raise click.ClickException(
-            f"the event store {settings.events_url} is in use by `cadlink serve` (DuckDB "
-            "allows one process): stop it, or download the export from the running server "
-            "(GET /api/v1/analytics/export, docs/api.md)"
-        ) from None
+    events = open_events(
+        settings,
+        "stop it, or download the export from the running server "
+        "(GET /api/v1/analytics/export, docs/api.md)",
+    )
     try:
         lo, hi = period.bounds()
         schema, batches = events.stream(table, site.public_id, lo, hi)

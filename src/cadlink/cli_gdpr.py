@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from cadlink.cli_common import open_events
+
 if TYPE_CHECKING:
     from cadlink.data_subjects import Subject
     from cadlink.store.events.base import EventStore
@@ -159,7 +161,7 @@ def _open(
 ) -> tuple[MetaStore, EventStore, Subject]:
     from cadlink.cli import _settings
     from cadlink.data_subjects import Subject
-    from cadlink.services import build_events, build_meta, load_spool
+    from cadlink.services import build_meta, load_spool
 
     if not (user_ids or visitor_ids or stored_ids):
         raise click.UsageError("name the person: --user-id, --visitor-id or --stored-visitor-id")
@@ -168,15 +170,7 @@ def _open(
     site = meta.get_site(site_id)
     if site is None:
         raise click.ClickException(f"no site with id {site_id!r}; see `cadlink sites list`")
-    try:
-        events = build_events(settings)
-    except Exception as e:
-        if "lock" not in str(e).lower():
-            raise
-        raise click.ClickException(
-            f"the event store {settings.events_url} is in use by `cadlink serve` (DuckDB "
-            "allows one process): stop it, run this again, then start it"
-        ) from None
+    events = open_events(settings, "stop it, run this again, then start it")
     stack.callback(events.close)
     if events.engine == "duckdb":
         # The file is ours, so no server is loading the spool: load what it holds first.

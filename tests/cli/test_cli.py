@@ -16,7 +16,7 @@ COMMANDS = [
     ["--help"], ["serve", "--help"], ["worker", "--help"], ["init", "--help"], ["users", "create", "--help"],
     ["sites", "create", "--help"], ["sites", "list", "--help"], ["demo", "--help"],
     ["export", "--help"], ["gdpr", "--help"], ["gdpr", "export", "--help"],
-    ["gdpr", "delete", "--help"],
+    ["gdpr", "delete", "--help"], ["backup", "--help"], ["restore", "--help"],
 ]  # fmt: skip
 
 

@@ -176,6 +176,15 @@ class EventStore(Protocol):
     def close(self) -> None: ...
 
 
+def duckdb_path(url: str) -> str | None:
+    """The file of a `duckdb://` events URL ("" for an in-memory store), None for another
+    engine's. As SQLAlchemy's sqlite URLs: duckdb:///relative/path, duckdb:////absolute/path."""
+    if not url.startswith("duckdb://"):
+        return None
+    path = url.removeprefix("duckdb://")
+    return path[1:] if path.startswith("/") else path
+
+
 def open_event_store(
     url: str,
     session_timeout_minutes: int = 30,
@@ -186,11 +195,8 @@ def open_event_store(
     if url.startswith("duckdb://"):
         from cadlink.store.events.duckdb_store import DuckDBEventStore
 
-        # As SQLAlchemy's sqlite URLs: duckdb:///relative/path, duckdb:////absolute/path.
-        path = url.removeprefix("duckdb://")
-        path = path[1:] if path.startswith("/") else path
         return DuckDBEventStore(
-            path or ":memory:",
+            duckdb_path(url) or ":memory:",
             session_timeout_minutes=session_timeout_minutes,
             dedup_window_hours=dedup_window_hours,
             memory_limit=duckdb_memory_limit,

@@ -436,6 +436,13 @@ class DuckDBEventStore(DuckDBFileUpkeep, DuckDBReads):
                 duckdb_file.checkpoint(self._con, self._memory)
             self._reattach_when_grown()
 
+    def checkpoint(self) -> None:
+        """Write everything to the file now, leaving the write-ahead log empty: a backup
+        copies the file alone (backups.py)."""
+        with self._write_lock:
+            self._ensure_attached()
+            duckdb_file.checkpoint(self._con, self._memory)
+
     def forget_positions(self, segments: list[str]) -> None:
         if not segments:
             return

@@ -1,0 +1,227 @@
+"""Backups of an embedded installation: its metadata (SQLite) and event store (DuckDB) in one
+tar file with a manifest, and their restore.
+
+A backup is taken with the server stopped, because DuckDB lets one process open its file: the
+command holds it, loads what the spool still holds (so the backup has every accepted event and
+needs no spool), checkpoints (so the file is whole without its write-ahead log) and copies the
+file while it still holds it. SQLite is copied with its online backup API. Every file is
+listed in `manifest.json` with its size and SHA-256, which a restore checks before it touches
+the data dir. A restore moves what it replaces aside instead of deleting it.
+
+Server mode's databases (PostgreSQL) are backed up with PostgreSQL's own tools.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import shutil
+import sqlite3
+import tarfile
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+MANIFEST = "manifest.json"
+FORMAT = "cadlink-backup"
+VERSION = 1
+META_NAME, EVENTS_NAME = "meta.sqlite3", "events.duckdb"
+_CHUNK = 1 << 20
+
+
+class BackupError(Exception):
+    """A backup or restore that cannot be done, with what to do instead."""
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where an embedded installation keeps its files (from its settings)."""
+
+    meta: Path
+    events: Path
+    spool: Path
+
+    @classmethod
+    def of(cls, database_url: str, events_url: str, spool: Path) -> Layout:
+        from sqlalchemy.engine import make_url
+
+        from cadlink.store.events.base import duckdb_path
+
+        meta_url = make_url(database_url)
+        events_path = duckdb_path(events_url)
+        if meta_url.get_backend_name() != "sqlite" or not meta_url.database or not events_path:
+            raise BackupError(
+                "cadlink backup and restore handle the embedded stores (SQLite metadata, "
+                "DuckDB events); back up PostgreSQL with pg_dump (docs/deployment.md)"
+            )
+        return cls(Path(meta_url.database), Path(events_path), spool)
+
+
+def write_backup(
+    layout: Layout,
+    target: Path,
+    events_file_ready: Callable[[], dict[str, int]],
+    meta_revision: str | None,
+) -> dict[str, Any]:
+    """Write the backup to `target` (a `.tar`, or `.tar.gz` compressed); returns its manifest.
+
+    `events_file_ready` is called while the caller holds the DuckDB file, loaded and
+    checkpointed: it returns the events per site, and the file is copied right after."""
+    compressed = target.name.endswith((".tar.gz", ".tgz"))
+    partial = target.with_name(target.name + ".partial")
+    try:
+        with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
+            meta_copy = Path(tmp) / META_NAME
+            _copy_sqlite(layout.meta, meta_copy)
+            events_per_site = events_file_ready()
+            wal = layout.events.with_name(layout.events.name + ".wal")
+            if wal.exists() and wal.stat().st_size:
+                raise BackupError(f"{wal} still holds writes after the checkpoint")
+            files = {META_NAME: _describe(meta_copy), EVENTS_NAME: _describe(layout.events)}
+            manifest = {
+                "format": FORMAT,
+                "version": VERSION,
+                "createdAt": datetime.now(UTC).isoformat(),
+                "cadlinkVersion": _version(),
+                "metaRevision": meta_revision,
+                "eventsPerSite": events_per_site,
+                "files": files,
+            }
+            with tarfile.open(partial, "w:gz" if compressed else "w") as tar:
+                _add_bytes(tar, MANIFEST, json.dumps(manifest, indent=1).encode())
+                tar.add(meta_copy, META_NAME)
+                tar.add(layout.events, EVENTS_NAME)
+        # The DuckDB file was copied as it was hashed only if nothing wrote it meanwhile: the
+        # caller holds it, so nothing did; the restore checks the hashes anyway.
+        partial.replace(target)
+    finally:
+        partial.unlink(missing_ok=True)
+    return manifest
+
+
+def read_manifest(source: Path) -> dict[str, Any]:
+    try:
+        with tarfile.open(source) as tar:
+            member = tar.extractfile(MANIFEST)
+            if member is None:
+                raise KeyError(MANIFEST)
+            manifest: dict[str, Any] = json.loads(member.read())
+    except (tarfile.TarError, KeyError, ValueError, OSError) as e:
+        raise BackupError(f"{source} is not a CADLINK backup ({e})") from None
+    if manifest.get("format") != FORMAT or manifest.get("version") != VERSION:
+        raise BackupError(f"{source} is not a CADLINK backup of format version {VERSION}")
+    return manifest
+
+
+def restore_backup(source: Path, layout: Layout, *, force: bool) -> dict[str, Any]:
+    """Check the backup whole, then put its files in place; what was there is moved aside to
+    `<name>.before-restore-<time>` (the spool too: its events are not in the backup, and
+    their positions were in the event store being replaced). Returns the manifest and
+    what was moved aside."""
+    manifest = read_manifest(source)
+    _check_not_open(layout.events)
+    existing = [p for p in (layout.meta, layout.events) if p.exists()]
+    if existing and not force:
+        raise BackupError(
+            f"{', '.join(map(str, existing))} already exist: restoring replaces them. Run "
+            "again with --force (they are kept beside, as <name>.before-restore-<time>)"
+        )
+    layout.meta.parent.mkdir(parents=True, exist_ok=True)
+    layout.events.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=layout.events.parent) as tmp:
+        staged = _extract_checked(source, manifest, Path(tmp))
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+        moved: list[str] = []
+        for path in _with_sidecars(layout):
+            if path.exists():
+                aside = path.with_name(f"{path.name}.before-restore-{stamp}")
+                path.rename(aside)
+                moved.append(str(aside))
+        shutil.move(str(staged[META_NAME]), layout.meta)
+        shutil.move(str(staged[EVENTS_NAME]), layout.events)
+    return {"manifest": manifest, "movedAside": moved}
+
+
+def _check_not_open(events: Path) -> None:
+    """A server that holds the event store would go on writing the file moved aside."""
+    if not events.exists():
+        return
+    import duckdb
+
+    try:
+        duckdb.connect(str(events)).close()
+    except duckdb.IOException as e:
+        if "lock" not in str(e).lower():
+            raise
+        raise BackupError(f"{events} is in use by `cadlink serve`: stop it, then restore") from None
+
+
+def _with_sidecars(layout: Layout) -> list[Path]:
+    """The files a restore replaces: each database with its journals, and the spool."""
+    meta, events = layout.meta, layout.events
+    sidecars = [meta.with_name(meta.name + s) for s in ("-wal", "-shm", "-journal")]
+    return [meta, *sidecars, events, events.with_name(events.name + ".wal"), layout.spool]
+
+
+def _extract_checked(source: Path, manifest: dict[str, Any], into: Path) -> dict[str, Path]:
+    files: dict[str, Any] = manifest.get("files", {})
+    if set(files) != {META_NAME, EVENTS_NAME}:
+        raise BackupError(f"{source}: its manifest lists {sorted(files)}")
+    out: dict[str, Path] = {}
+    with tarfile.open(source) as tar:
+        for name, expected in files.items():
+            member = tar.extractfile(name)
+            if member is None:
+                raise BackupError(f"{source} lacks {name}")
+            path = into / name
+            digest = hashlib.sha256()
+            size = 0
+            with path.open("wb") as fh:
+                while chunk := member.read(_CHUNK):
+                    digest.update(chunk)
+                    size += len(chunk)
+                    fh.write(chunk)
+            if size != expected["bytes"] or digest.hexdigest() != expected["sha256"]:
+                raise BackupError(f"{source}: {name} is damaged (its size or checksum differs)")
+            out[name] = path
+    return out
+
+
+def _copy_sqlite(source: Path, target: Path) -> None:
+    if not source.exists():
+        raise BackupError(f"{source} does not exist: run `cadlink init` first")
+    src = sqlite3.connect(f"file:{source}?mode=ro", uri=True)
+    dst = sqlite3.connect(target)
+    try:
+        src.backup(dst)
+    finally:
+        dst.close()
+        src.close()
+
+
+def _describe(path: Path) -> dict[str, Any]:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        while chunk := fh.read(_CHUNK):
+            digest.update(chunk)
+    return {"bytes": path.stat().st_size, "sha256": digest.hexdigest()}
+
+
+def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:
+    info = tarfile.TarInfo(name)
+    info.size = len(data)
+    info.mtime = int(datetime.now(UTC).timestamp())
+    tar.addfile(info, io.BytesIO(data))
+
+
+def _version() -> str:
+    from importlib.metadata import version
+
+    return version("cadlink")
+
+
+__all__ = ["BackupError", "Layout", "read_manifest", "restore_backup", "write_backup"]

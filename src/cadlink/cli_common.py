@@ -1,0 +1,27 @@
+"""What the commands that open the stores share."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import click
+
+if TYPE_CHECKING:
+    from cadlink.config import Settings
+    from cadlink.store.events.base import EventStore
+
+
+def open_events(settings: Settings, advice: str) -> EventStore:
+    """The event store, or a clear error when `cadlink serve` holds it (DuckDB lets one
+    process open its file); `advice` says what to do about it."""
+    from cadlink.services import build_events
+
+    try:
+        return build_events(settings)
+    except Exception as e:
+        if "lock" not in str(e).lower():
+            raise
+        raise click.ClickException(
+            f"the event store {settings.events_url} is in use by `cadlink serve` (DuckDB "
+            f"allows one process): {advice}"
+        ) from None

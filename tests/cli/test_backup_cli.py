@@ -1,0 +1,137 @@
+"""`cadlink backup` and `cadlink restore` on real data dirs, as an operator runs them."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import subprocess
+import tarfile
+from pathlib import Path
+
+import duckdb
+import httpx
+import pytest
+
+from cadlink.ingest.buffer import SpoolReader
+from server_process import CADLINK, Server, base_env, cli
+
+UA = "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_5) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Safari/605.1.15"
+TABLES = ("analytics_events", "sessions", "rollup_visitor_hours", "rollup_page_hours")
+
+
+def _run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [CADLINK, *args], env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+
+
+def _events(data: Path) -> dict[str, list[tuple[object, ...]]]:
+    """Every row of the main tables, in a stable order."""
+    con = duckdb.connect(str(data / "events.duckdb"), read_only=True)
+    try:
+        return {t: sorted(con.execute(f"SELECT * FROM {t}").fetchall(), key=repr) for t in TABLES}
+    finally:
+        con.close()
+
+
+def _meta(data: Path) -> dict[str, list[tuple[object, ...]]]:
+    con = sqlite3.connect(data / "meta.sqlite3")
+    try:
+        return {t: sorted(con.execute(f"SELECT * FROM {t}").fetchall(), key=repr)
+                for t in ("users", "sites", "salts")}  # fmt: skip
+    finally:
+        con.close()
+
+
+@pytest.mark.slow
+def test_a_backup_restores_every_accepted_event_and_the_metadata(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    # A loader that waits long keeps the last accepted events in the spool until the kill.
+    env = base_env(
+        data, CADLINK_LOADER_INTERVAL_SECONDS="60", CADLINK_LOADER_MAX_DELAY_SECONDS="60"
+    )
+    cli(env, "users", "create", "--email", "admin@backup.example", "--password", "a-long-password-1",
+        "--role", "ADMIN")  # fmt: skip
+    site = cli(env, "sites", "create", "--domain", "backup.example")["id"]
+    cli(env, "demo", "--site", site, "--days", "2", "--events", "2000")
+    server = Server(data, env)
+    server.start()
+    try:
+        events = [{"eventType": "page_view", "eventId": f"late-{i}", "pagePath": f"/n/{i}"}
+                  for i in range(7)]  # fmt: skip
+        r = httpx.post(server.url + "/api/v1/collect", json={"siteId": site, "events": events},
+                       headers={"User-Agent": UA})  # fmt: skip
+        assert r.status_code == 204, r.text
+        busy = _run(env, "backup", "-o", str(tmp_path / "busy.tar"))
+        assert busy.returncode == 1 and "stop it, back up" in busy.stderr
+    finally:
+        server.kill()
+    assert SpoolReader(data / "spool").unloaded_bytes({}) > 0
+
+    target = tmp_path / "site.tar.gz"
+    out = _run(env, "backup", "-o", str(target), "--json")
+    assert out.returncode == 0, out.stderr
+    manifest = json.loads(out.stdout)
+    stored = _events(data)
+    ids = {row[2] for row in stored["analytics_events"]}
+    assert {f"late-{i}" for i in range(7)} <= ids  # the spool's events are in the backup
+    assert manifest["eventsPerSite"] == {site: len(stored["analytics_events"])}
+    assert set(manifest["files"]) == {"meta.sqlite3", "events.duckdb"}
+    assert _run(env, "backup", "-o", str(target)).returncode == 1  # never overwrites
+
+    # Restored into a new data dir: the same rows, the same metadata.
+    fresh = base_env(tmp_path / "restored")
+    out = _run(fresh, "restore", str(target), "--json")
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["events"] == len(stored["analytics_events"])
+    assert _events(tmp_path / "restored") == stored
+    assert _meta(tmp_path / "restored") == _meta(data)
+    restored = Server(tmp_path / "restored", fresh)
+    restored.start()
+    try:
+        assert restored.login("admin@backup.example", "a-long-password-1")
+    finally:
+        restored.stop()
+
+
+def test_restore_checks_the_backup_and_keeps_what_it_replaces(tmp_path: Path) -> None:
+    env = base_env(tmp_path / "a")
+    site = cli(env, "sites", "create", "--domain", "a.example")["id"]
+    cli(env, "demo", "--site", site, "--days", "1", "--events", "300")
+    backup = tmp_path / "a.tar"
+    assert _run(env, "backup", "-o", str(backup)).returncode == 0
+    other = base_env(tmp_path / "b")
+    cli(other, "sites", "create", "--domain", "b.example")
+    before = _meta(tmp_path / "b")
+
+    out = _run(other, "restore", str(backup))
+    assert out.returncode == 1 and "--force" in out.stderr
+    damaged = tmp_path / "damaged.tar"
+    raw = bytearray(backup.read_bytes())
+    with tarfile.open(backup) as tar:
+        member = tar.getmember("events.duckdb")
+    raw[member.offset_data + member.size // 2] ^= 0xFF
+    damaged.write_bytes(bytes(raw))
+    out = _run(other, "restore", str(damaged), "--force")
+    assert out.returncode == 1 and "events.duckdb is damaged" in out.stderr
+    assert _meta(tmp_path / "b") == before  # nothing was touched
+    not_a_backup = tmp_path / "x.tar"
+    not_a_backup.write_bytes(b"hello")
+    out = _run(other, "restore", str(not_a_backup))
+    assert out.returncode == 1 and "is not a CADLINK backup" in out.stderr
+
+    out = _run(other, "restore", str(backup), "--force", "--json")
+    assert out.returncode == 0, out.stderr
+    moved = json.loads(out.stdout)["movedAside"]
+    assert any("meta.sqlite3.before-restore-" in m for m in moved)
+    assert [s["id"] for s in cli(other, "sites", "list")] == [site]
+    aside = next(Path(m) for m in moved if "meta.sqlite3.before-restore-" in m)
+    con = sqlite3.connect(aside)
+    assert [r[0] for r in con.execute("SELECT domain FROM sites")] == ["b.example"]
+    con.close()
+
+
+def test_server_mode_points_at_postgresql_tools(tmp_path: Path) -> None:
+    env = base_env(tmp_path / "d", CADLINK_EVENTS_URL="postgresql://nobody@127.0.0.1:1/none")
+    out = _run(env, "backup")
+    assert out.returncode == 1 and "pg_dump" in out.stderr

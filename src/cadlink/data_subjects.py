@@ -5,8 +5,10 @@ A person is named by what the site knows of them: the `userId` it gave `identify
 tracker's `visitorId` (kept in the visitor's browser after consent; the store holds a keyed
 hash of it), or a stored visitor id as the API and the CRM show it. Their rows are those of
 every stored visitor id that matches (store/events/subjects.py); their traits are the site
-user of the metadata store. Before either, what the data dir's spool still holds is loaded,
-so that an erasure is not undone by events accepted before it and loaded after.
+user of the metadata store. Ids link: a user id brings every visitor id (device, browser)
+that carried it, and a visitor id the user ids it was identified as. Before either, what the
+data dir's spool still holds is loaded, so that an erasure is not undone by events accepted
+before it and loaded after.
 """
 
 from __future__ import annotations
@@ -54,20 +56,36 @@ class Subject:
 
 @dataclass
 class Found:
-    """What the stores hold of a subject."""
+    """What the stores hold of a subject: every visitor id and user id linked to the ids
+    asked for, and the site users of those user ids."""
 
     visitor_ids: list[int]
+    user_ids: list[str] = field(default_factory=list)
     site_users: list[dict[str, Any]] = field(default_factory=list)
 
 
+# Rounds of following links between visitor ids and user ids (a user id brings its other
+# devices, a visitor id the user id it was identified as); each round reads the events once.
+MAX_ROUNDS = 8
+
+
 def find(meta: MetaStore, events: EventStore, subject: Subject) -> Found:
+    """The person's ids, linked: the visitor ids that carried a given user id or were given,
+    the user ids those visitors were identified as, their other visitor ids, and so on."""
     site_id = subject.site.public_id
-    visitors = subjects.visitors(events, site_id, subject.user_ids, subject.candidate_ids())
-    users = []
-    for user_id in subject.user_ids:
+    users, visitors = set(subject.user_ids), set(subject.candidate_ids())
+    for _ in range(MAX_ROUNDS):
+        found = set(subjects.visitors(events, site_id, sorted(users), sorted(visitors)))
+        linked = set(subjects.user_ids(events, site_id, sorted(found)))
+        if found == visitors and linked <= users:
+            break
+        visitors, users = found, users | linked
+    visitors = set(subjects.visitors(events, site_id, sorted(users), sorted(visitors)))
+    site_users = []
+    for user_id in sorted(users):
         record = meta.get_site_user(subject.site.id, user_id)
         if record is not None:
-            users.append(
+            site_users.append(
                 {
                     "userId": record.user_id,
                     "traits": record.traits,
@@ -75,7 +93,7 @@ def find(meta: MetaStore, events: EventStore, subject: Subject) -> Found:
                     "lastSeen": record.last_seen.isoformat(),
                 }
             )
-    return Found(visitors, users)
+    return Found(sorted(visitors), sorted(users), site_users)
 
 
 def export(
@@ -94,8 +112,9 @@ def export(
         "exportedAt": datetime.now(UTC).isoformat(),
         "subject": subject.describe(),
         "site": {"id": site_id, "domain": subject.site.domain, "name": subject.site.name},
-        "siteUsers": found.site_users,
+        "userIds": found.user_ids,
         "visitorIds": [str(v) for v in found.visitor_ids],
+        "siteUsers": found.site_users,
         "sessions": [session_json(r) for r in sessions],
     }
     # The document's head, then its events one per line inside the closing array.
@@ -128,7 +147,7 @@ def erase(meta: MetaStore, events: EventStore, subject: Subject) -> dict[str, in
     found = find(meta, events, subject)
     deleted = events.erase_visitors(subject.site.public_id, found.visitor_ids)
     deleted["site_users"] = sum(
-        meta.delete_site_user(subject.site.id, user_id) for user_id in subject.user_ids
+        meta.delete_site_user(subject.site.id, user_id) for user_id in found.user_ids
     )
     return deleted
 

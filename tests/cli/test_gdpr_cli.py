@@ -101,6 +101,20 @@ def test_a_person_is_exported_then_erased_spool_included(tmp_path: Path) -> None
     assert _stored(data, site) == {consented_visitor_id(site, "alice-phone"): 5,
                                    consented_visitor_id(site, "alice-laptop"): 4, bob: 4}  # fmt: skip
 
+    # Named by one browser's id, the person is the same: the user id it was identified as
+    # brings the other browser.
+    linked = _run(env, "gdpr", "export", "--site", site, "--visitor-id", "alice-laptop", "--json")
+    assert linked.returncode == 0, linked.stderr
+    assert json.loads(linked.stderr) == json.loads(exported.stdout)
+    assert json.loads(linked.stdout)["userIds"] == ["alice"]
+    bob_only = _run(env, "gdpr", "export", "--site", site, "--visitor-id", "bob-phone", "--json")
+    assert json.loads(bob_only.stderr) == {
+        "visitors": 1,
+        "siteUsers": 0,
+        "sessions": 1,
+        "events": 4,
+    }
+
     # Without --yes and nobody to confirm, nothing is deleted.
     refused = _run(env, "gdpr", "delete", "--site", site, "--user-id", "alice")
     assert refused.returncode != 0 and "Aborted" in refused.stderr

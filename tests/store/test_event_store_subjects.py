@@ -93,6 +93,8 @@ def test_a_user_id_finds_every_visitor_id_that_carried_it(store: EventStore) -> 
     assert subjects.visitors(store, SITE, ["nobody"], []) == []
     # Given ids count only where the site has rows of them.
     assert subjects.visitors(store, SITE, [], [BOB, 404]) == [BOB]
+    assert subjects.user_ids(store, SITE, [ALICE_PHONE, BOB]) == ["alice"]
+    assert subjects.user_ids(store, SITE, [BOB]) == []
     consented = consented_visitor_id(SITE, "client-vid")
     assert subjects.visitors(store, SITE, [], [consented]) == [consented]
 

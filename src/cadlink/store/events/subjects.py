@@ -64,6 +64,19 @@ def visitors(
     return sorted(found)
 
 
+def user_ids(store: Executor, site_id: str, visitor_ids: Sequence[int]) -> list[str]:
+    """The user ids the visitors' events carried (after `identify()`)."""
+    if not visitor_ids:
+        return []
+    sql = (
+        "SELECT DISTINCT user_id FROM analytics_events "
+        "WHERE site_id = ? AND visitor_id IN (SELECT unnest(?::BIGINT[])) "
+        "AND user_id IS NOT NULL AND user_id <> ''"
+    )
+    rows = store.fetch(marks(sql, store.engine), [site_id, sorted(set(visitor_ids))])
+    return sorted(str(r["user_id"]) for r in rows)
+
+
 def events(
     store: Executor, site_id: str, visitor_ids: Sequence[int], page_rows: int = 10_000
 ) -> Iterator[dict[str, Any]]:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from cadlink.cli_common import open_events
+from cadlink.cli_common import check_output, open_events
 
 
 @click.command("backup")
@@ -29,6 +29,7 @@ def backup(output: Path | None, as_json: bool) -> None:
     from cadlink.services import build_meta, load_spool
     from cadlink.store.events.duckdb_store import DuckDBEventStore
 
+    check_output(output)
     settings = _settings()
     target = output or Path(f"cadlink-backup-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.tar")
     if target.exists():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
@@ -25,3 +26,9 @@ def open_events(settings: Settings, advice: str) -> EventStore:
             f"the event store {settings.events_url} is in use by `cadlink serve` (DuckDB "
             f"allows one process): {advice}"
         ) from None
+
+
+def check_output(path: Path | None, option: str = "--output") -> None:
+    """Refuse an output file whose directory does not exist, before any work is done."""
+    if path is not None and not path.parent.is_dir():
+        raise click.BadParameter(f"the directory {path.parent} does not exist", param_hint=option)

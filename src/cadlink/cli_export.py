@@ -12,7 +12,7 @@ from typing import IO, TYPE_CHECKING
 
 import click
 
-from cadlink.cli_common import open_events
+from cadlink.cli_common import check_output, open_events
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -63,6 +63,7 @@ def export(
     from cadlink.query.spec import QueryError
     from cadlink.services import build_meta
 
+    check_output(output)
     out_format = encoders.Format(fmt)
     if output is None and out_format is encoders.Format.PARQUET and sys.stdout.isatty():
         raise click.UsageError("Parquet is binary: write it to a file with --output")

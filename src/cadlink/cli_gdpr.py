@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from cadlink.cli_common import open_events
+from cadlink.cli_common import check_output, open_events
 
 if TYPE_CHECKING:
     from cadlink.data_subjects import Subject
@@ -86,6 +86,7 @@ def export_subject(
     traits) as one JSON document."""
     from cadlink import data_subjects
 
+    check_output(output)
     with ExitStack() as stack:
         meta, events, subject = _open(stack, site_id, user_ids, visitor_ids, stored_ids)
         if output is None:

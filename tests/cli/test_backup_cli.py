@@ -135,3 +135,5 @@ def test_server_mode_points_at_postgresql_tools(tmp_path: Path) -> None:
     env = base_env(tmp_path / "d", CADLINK_EVENTS_URL="postgresql://nobody@127.0.0.1:1/none")
     out = _run(env, "backup")
     assert out.returncode == 1 and "pg_dump" in out.stderr
+    out = _run(env, "backup", "-o", str(tmp_path / "missing" / "b.tar"))
+    assert out.returncode == 2 and "does not exist" in out.stderr

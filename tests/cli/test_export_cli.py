@@ -85,6 +85,8 @@ def test_errors_say_what_to_do(demo: tuple[dict[str, str], str, Path]) -> None:
     env, site, data = demo
     out = _run(env, "export", "--site", site, "--start-date", "2026-02-30")
     assert out.returncode == 2 and "date" in out.stderr
+    out = _run(env, "export", "--site", site, "-o", str(data / "no-such-dir" / "e.csv"))
+    assert out.returncode == 2 and "no-such-dir does not exist" in out.stderr
     out = _run(env, "export", "--site", "nope")
     assert out.returncode == 1 and "no site with id" in out.stderr
     held = duckdb.connect(str(data / "events.duckdb"))  # as a running server holds it

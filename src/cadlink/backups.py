@@ -64,43 +64,57 @@ class Layout:
 def write_backup(
     layout: Layout,
     target: Path,
-    events_file_ready: Callable[[], dict[str, int]],
+    events_file: Callable[[Path], tuple[Path, dict[str, int]]],
     meta_revision: str | None,
 ) -> dict[str, Any]:
     """Write the backup to `target` (a `.tar`, or `.tar.gz` compressed); returns its manifest.
 
-    `events_file_ready` is called while the caller holds the DuckDB file, loaded and
-    checkpointed: it returns the events per site, and the file is copied right after."""
+    `events_file(scratch)` gives the event store's file, whole (checkpointed), and its events
+    per site: the store's own file while the caller holds it and nothing writes it, or a copy
+    made in `scratch`."""
     compressed = target.name.endswith((".tar.gz", ".tgz"))
     partial = target.with_name(target.name + ".partial")
     try:
         with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
             meta_copy = Path(tmp) / META_NAME
             _copy_sqlite(layout.meta, meta_copy)
-            events_per_site = events_file_ready()
-            wal = layout.events.with_name(layout.events.name + ".wal")
-            if wal.exists() and wal.stat().st_size:
-                raise BackupError(f"{wal} still holds writes after the checkpoint")
-            files = {META_NAME: _describe(meta_copy), EVENTS_NAME: _describe(layout.events)}
+            events, per_site = events_file(Path(tmp))
+            files = {META_NAME: _describe(meta_copy), EVENTS_NAME: _describe(events)}
             manifest = {
                 "format": FORMAT,
                 "version": VERSION,
                 "createdAt": datetime.now(UTC).isoformat(),
                 "cadlinkVersion": _version(),
                 "metaRevision": meta_revision,
-                "eventsPerSite": events_per_site,
+                "eventsPerSite": per_site,
                 "files": files,
             }
             with tarfile.open(partial, "w:gz" if compressed else "w") as tar:
                 _add_bytes(tar, MANIFEST, json.dumps(manifest, indent=1).encode())
                 tar.add(meta_copy, META_NAME)
-                tar.add(layout.events, EVENTS_NAME)
-        # The DuckDB file was copied as it was hashed only if nothing wrote it meanwhile: the
-        # caller holds it, so nothing did; the restore checks the hashes anyway.
+                tar.add(events, EVENTS_NAME)
         partial.replace(target)
     finally:
         partial.unlink(missing_ok=True)
     return manifest
+
+
+def events_per_site(events_file: Path) -> dict[str, int]:
+    """Events per site in a DuckDB file nobody else holds (a copy, or the caller's own)."""
+    import duckdb
+
+    from cadlink.store.events.duckdb_file import CATALOG
+
+    con = duckdb.connect()
+    try:
+        escaped = str(events_file).replace("'", "''")
+        con.execute(f"ATTACH '{escaped}' AS {CATALOG} (READ_ONLY)")
+        rows = con.execute(
+            f"SELECT site_id, count(*) FROM {CATALOG}.analytics_events GROUP BY 1 ORDER BY 1"
+        ).fetchall()
+    finally:
+        con.close()
+    return {str(site): int(n) for site, n in rows}
 
 
 def read_manifest(source: Path) -> dict[str, Any]:

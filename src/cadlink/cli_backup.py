@@ -5,10 +5,17 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from cadlink.cli_common import check_output, open_events
+
+if TYPE_CHECKING:
+    from cadlink.backups import Layout
+    from cadlink.config import Settings
+    from cadlink.pipeline.store_address import StoreAddress
+    from cadlink.store.meta import MetaStore
 
 
 @click.command("backup")
@@ -22,12 +29,15 @@ from cadlink.cli_common import check_output, open_events
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON.")
 def backup(output: Path | None, as_json: bool) -> None:
-    """Back up the embedded installation (metadata and events) to one file, with the server
-    stopped. Events the server accepted and had not stored yet are stored first."""
-    from cadlink.backups import BackupError, Layout, write_backup
+    """Back up the embedded installation (metadata and events) to one file.
+
+    While `cadlink serve` runs, its store process copies the event store (events it accepted
+    in the last moments, not yet stored, are not in the backup). With the server stopped,
+    the events it accepted and had not stored yet are stored first."""
+    from cadlink.backups import BackupError, Layout
     from cadlink.cli import _settings
-    from cadlink.services import build_meta, load_spool
-    from cadlink.store.events.duckdb_store import DuckDBEventStore
+    from cadlink.pipeline import store_address
+    from cadlink.services import build_meta
 
     check_output(output)
     settings = _settings()
@@ -39,26 +49,16 @@ def backup(output: Path | None, as_json: bool) -> None:
     except BackupError as e:
         raise click.ClickException(str(e)) from None
     meta = build_meta(settings)
-    events = open_events(settings, "stop it, back up, then start it")
+    running = store_address.read(settings.data_dir)
     try:
-        assert isinstance(events, DuckDBEventStore)  # Layout.of checked the URL
-
-        def ready() -> dict[str, int]:
-            stored = load_spool(settings, events, meta)
-            if stored:
-                click.echo(f"stored {stored} events the server had accepted first", err=True)
-            events.checkpoint()
-            rows = events.fetch(
-                "SELECT site_id, count(*) AS n FROM analytics_events GROUP BY 1 ORDER BY 1", []
-            )
-            return {str(r["site_id"]): int(r["n"]) for r in rows}
-
         try:
-            manifest = write_backup(layout, target, ready, meta.ping().get("revision"))
-        except BackupError as e:
-            raise click.ClickException(str(e)) from None
-    finally:
-        events.close()
+            if running is None:
+                raise _NotServing
+            manifest = _backup_beside_server(layout, target, meta, running)
+        except _NotServing:
+            manifest = _backup_stopped(settings, layout, target, meta)
+    except BackupError as e:
+        raise click.ClickException(str(e)) from None
     size = sum(f["bytes"] for f in manifest["files"].values())
     total = sum(manifest["eventsPerSite"].values())
     click.echo(
@@ -67,6 +67,69 @@ def backup(output: Path | None, as_json: bool) -> None:
         else f"backed up the metadata and {total} events ({_sites(manifest['eventsPerSite'])}; "
         f"{size / 1e6:.1f} MB before packing) to {target}"
     )
+
+
+class _NotServing(Exception):
+    """No running server answers for the data dir."""
+
+
+def _backup_stopped(
+    settings: Settings, layout: Layout, target: Path, meta: MetaStore
+) -> dict[str, Any]:
+    """The server is stopped: hold the event store, store what the spool holds, checkpoint,
+    and pack the file itself."""
+    from cadlink.backups import write_backup
+    from cadlink.services import load_spool
+    from cadlink.store.events.duckdb_store import DuckDBEventStore
+
+    events = open_events(settings, "stop it, back up, then start it")
+    try:
+        assert isinstance(events, DuckDBEventStore)  # Layout.of checked the URL
+
+        def ready(_: Path) -> tuple[Path, dict[str, int]]:
+            stored = load_spool(settings, events, meta)
+            if stored:
+                click.echo(f"stored {stored} events the server had accepted first", err=True)
+            events.checkpoint()
+            rows = events.fetch(
+                "SELECT site_id, count(*) AS n FROM analytics_events GROUP BY 1 ORDER BY 1", []
+            )
+            return layout.events, {str(r["site_id"]): int(r["n"]) for r in rows}
+
+        return write_backup(layout, target, ready, meta.ping().get("revision"))
+    finally:
+        events.close()
+
+
+def _backup_beside_server(
+    layout: Layout, target: Path, meta: MetaStore, running: StoreAddress
+) -> dict[str, Any]:
+    """`cadlink serve` runs: its store process copies the event store's file (its loader
+    waits meanwhile; collect goes on), and the copy is packed. Events still in the spool are
+    not in it: they are stored after the copy."""
+    from cadlink.backups import BackupError, events_per_site, write_backup
+    from cadlink.store.events.remote import RemoteEventStore, StoreUnavailable
+
+    def copied(scratch: Path) -> tuple[Path, dict[str, int]]:
+        copy = scratch / "events-copy.duckdb"
+        client = RemoteEventStore(running.address, running.authkey)
+        try:
+            client.copy_file(str(copy))
+        except StoreUnavailable as e:
+            # A server killed without its goodbye, its process id taken by another since:
+            # nobody answers, so nobody holds the file either.
+            raise _NotServing from e
+        except PermissionError as e:
+            raise BackupError(
+                f"the server cannot write the backup's directory ({e}): run the backup as "
+                "the user the server runs as"
+            ) from e
+        finally:
+            client.close()
+        click.echo(f"copied the event store of the running server (pid {running.pid})", err=True)
+        return copy, events_per_site(copy)
+
+    return write_backup(layout, target, copied, meta.ping().get("revision"))
 
 
 @click.command("restore")

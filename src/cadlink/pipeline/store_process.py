@@ -36,6 +36,7 @@ from typing import Any
 
 from cadlink.config import Settings
 from cadlink.ingest.buffer import Backlog
+from cadlink.pipeline import store_address
 from cadlink.pipeline.loader import LoaderStats
 from cadlink.pipeline.store_status import READY, StoreStatus, embedded
 from cadlink.store.events.remote import OK, RemoteEventStore, StoreUnavailable
@@ -120,10 +121,13 @@ class StoreProcess:
             raise RuntimeError(f"the store process did not start in {self.ready_timeout:.0f} s")
         if self._failure is not None:
             raise RuntimeError(self._failure)
+        if _engine(self.settings) == "duckdb":
+            store_address.advertise(self.settings.data_dir, self.address, self.authkey)
 
     def stop(self) -> None:
         """Stop the store process: its loader stores what the spool holds, then it exits."""
         self._stopping.set()
+        store_address.withdraw(self.settings.data_dir, self.address)
         if self._keeper is not None:
             self._keeper.join(self.stop_timeout + 10)
         self.client.close()

@@ -8,6 +8,7 @@ in `duckdb_reads.py`.
 from __future__ import annotations
 
 import logging
+import shutil
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -442,6 +443,20 @@ class DuckDBEventStore(DuckDBFileUpkeep, DuckDBReads):
         with self._write_lock:
             self._ensure_attached()
             duckdb_file.checkpoint(self._con, self._memory)
+
+    def copy_file(self, target: str) -> int:
+        """Copy the database file to `target`, whole: checkpointed, with the loader's writes
+        and the upkeep held off meanwhile (reads go on); returns its size. A backup taken
+        while the server runs (backups.py)."""
+        if self.path == ":memory:":
+            raise ValueError("an in-memory store has no file to copy")
+        with self._write_lock:
+            self._ensure_attached()
+            duckdb_file.checkpoint(self._con, self._memory)
+            if duckdb_file.log_bytes(self._wal):
+                raise RuntimeError("the write-ahead log still holds writes after a checkpoint")
+            shutil.copyfile(self.path, target)
+        return Path(target).stat().st_size
 
     def forget_positions(self, segments: list[str]) -> None:
         if not segments:

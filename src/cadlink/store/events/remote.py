@@ -103,6 +103,11 @@ class RemoteEventStore:
         rows: list[dict[str, Any]] = self.call("fetch", sql, list(params))
         return rows
 
+    def copy_file(self, target: str) -> int:
+        """The store process copies its DuckDB file to `target` (`DuckDBEventStore.copy_file`)."""
+        size: int = self.call("copy_file", target)
+        return size
+
     def stream(
         self, table: str, site_id: str, start: datetime, end: datetime, batch_rows: int = 50_000
     ) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:

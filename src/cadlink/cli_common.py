@@ -12,11 +12,22 @@ if TYPE_CHECKING:
     from cadlink.store.events.base import EventStore
 
 
-def open_events(settings: Settings, advice: str) -> EventStore:
+def open_events(settings: Settings, advice: str, *, reads_only: bool = False) -> EventStore:
     """The event store, or a clear error when `cadlink serve` holds it (DuckDB lets one
-    process open its file); `advice` says what to do about it."""
+    process open its file); `advice` says what to do about it. `reads_only`: a command that
+    only reads may read through the running server's store process instead."""
+    from cadlink.pipeline import store_address
     from cadlink.services import build_events
+    from cadlink.store.events.remote import RemoteEventStore
 
+    running = store_address.read(settings.data_dir) if reads_only else None
+    if running is not None:
+        remote = RemoteEventStore(running.address, running.authkey)
+        try:
+            remote.ping()
+            return remote  # its write half raises: `reads_only`
+        except Exception:
+            remote.close()  # nobody answers (a server killed): open the file below
     try:
         return build_events(settings)
     except Exception as e:

@@ -56,7 +56,8 @@ def export(
     output: Path | None,
     as_json: bool,
 ) -> None:
-    """Export a site's stored events or sessions as CSV, NDJSON or Parquet."""
+    """Export a site's stored events or sessions as CSV, NDJSON or Parquet (from the running
+    server's store process when `cadlink serve` runs)."""
     from cadlink.cli import _settings
     from cadlink.query import export as encoders
     from cadlink.query import params
@@ -77,11 +78,7 @@ def export(
         )
     except QueryError as e:
         raise click.BadParameter(str(e), param_hint="--start-date/--end-date") from None
-    events = open_events(
-        settings,
-        "stop it, or download the export from the running server "
-        "(GET /api/v1/analytics/export, docs/api.md)",
-    )
+    events = open_events(settings, "stop it, then export", reads_only=True)
     try:
         lo, hi = period.bounds()
         schema, batches = events.stream(table, site.public_id, lo, hi)

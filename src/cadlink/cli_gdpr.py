@@ -59,8 +59,9 @@ def gdpr() -> None:
 
     Name the person by any of --user-id, --visitor-id and --stored-visitor-id (each may be
     repeated); every visitor id they match is included. With the embedded event store
-    (DuckDB), stop `cadlink serve` first: events it accepted and not yet stored are loaded
-    before the request runs.
+    (DuckDB), `delete` needs `cadlink serve` stopped: events it accepted and had not stored
+    yet are stored first, so that none is stored after the erasure. `export` also reads
+    through a running server.
     """
 
 
@@ -88,7 +89,9 @@ def export_subject(
 
     check_output(output)
     with ExitStack() as stack:
-        meta, events, subject = _open(stack, site_id, user_ids, visitor_ids, stored_ids)
+        meta, events, subject = _open(
+            stack, site_id, user_ids, visitor_ids, stored_ids, reads_only=True
+        )
         if output is None:
             counts = data_subjects.export(meta, events, subject, sys.stdout)
         else:
@@ -159,10 +162,13 @@ def _open(
     user_ids: tuple[str, ...],
     visitor_ids: tuple[str, ...],
     stored_ids: tuple[int, ...],
+    *,
+    reads_only: bool = False,
 ) -> tuple[MetaStore, EventStore, Subject]:
     from cadlink.cli import _settings
     from cadlink.data_subjects import Subject
     from cadlink.services import build_meta, load_spool
+    from cadlink.store.events.remote import RemoteEventStore
 
     if not (user_ids or visitor_ids or stored_ids):
         raise click.UsageError("name the person: --user-id, --visitor-id or --stored-visitor-id")
@@ -171,9 +177,15 @@ def _open(
     site = meta.get_site(site_id)
     if site is None:
         raise click.ClickException(f"no site with id {site_id!r}; see `cadlink sites list`")
-    events = open_events(settings, "stop it, run this again, then start it")
+    events = open_events(settings, "stop it, run this again, then start it", reads_only=reads_only)
     stack.callback(events.close)
-    if events.engine == "duckdb":
+    if isinstance(events, RemoteEventStore):
+        click.echo(
+            "read through the running server: events it accepted in the last seconds and has "
+            "not stored yet are not included",
+            err=True,
+        )
+    elif events.engine == "duckdb":
         # The file is ours, so no server is loading the spool: load what it holds first.
         stored = load_spool(settings, events, meta)
         if stored:

@@ -166,6 +166,11 @@ def test_a_backup_while_the_server_runs(tmp_path: Path) -> None:
         assert out.returncode == 0, out.stderr
         assert "copied the event store of the running server" in out.stderr
         assert json.loads(out.stdout)["eventsPerSite"] == {site: 50}
+        exported = _run(env, "export", "--site", site, "--format", "json")
+        assert exported.returncode == 0, exported.stderr  # read through the running server
+        assert sorted(
+            json.loads(line)["eventId"] for line in exported.stdout.splitlines()
+        ) == sorted(before)
         _post(server, site, ["after-1"])  # the server goes on collecting and storing
     finally:
         server.stop()

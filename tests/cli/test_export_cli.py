@@ -95,4 +95,4 @@ def test_errors_say_what_to_do(demo: tuple[dict[str, str], str, Path]) -> None:
     finally:
         held.close()
     assert out.returncode == 1
-    assert "stop it, or download the export from the running server" in out.stderr
+    assert "in use by `cadlink serve`" in out.stderr and "stop it, then export" in out.stderr

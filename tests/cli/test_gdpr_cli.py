@@ -79,6 +79,11 @@ def test_a_person_is_exported_then_erased_spool_included(tmp_path: Path) -> None
         busy = _run(env, "gdpr", "delete", "--site", site, "--user-id", "alice", "--yes")
         assert busy.returncode != 0
         assert "stop it" in busy.stderr
+        # An export reads through the running server (what it has stored so far).
+        reading = _run(env, "gdpr", "export", "--site", site, "--user-id", "alice", "--json")
+        assert reading.returncode == 0, reading.stderr
+        assert "read through the running server" in reading.stderr
+        assert json.loads(reading.stdout)["subject"]["userIds"] == ["alice"]
     finally:
         server.kill()
     assert SpoolReader(data / "spool").unloaded_bytes({}) > 0

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import IO, TYPE_CHECKING, Any
 
 import click
 
@@ -43,3 +45,16 @@ def check_output(path: Path | None, option: str = "--output") -> None:
     """Refuse an output file whose directory does not exist, before any work is done."""
     if path is not None and not path.parent.is_dir():
         raise click.BadParameter(f"the directory {path.parent} does not exist", param_hint=option)
+
+
+@contextlib.contextmanager
+def whole_file(path: Path, mode: str = "w") -> Iterator[IO[Any]]:
+    """Write `path` through `<path>.partial`, renamed once the block succeeds: a failed
+    export leaves no file that looks whole."""
+    partial = path.with_name(path.name + ".partial")
+    try:
+        with partial.open(mode, encoding=None if "b" in mode else "utf-8") as fh:
+            yield fh
+        partial.replace(path)
+    finally:
+        partial.unlink(missing_ok=True)

@@ -12,7 +12,7 @@ from typing import IO, TYPE_CHECKING
 
 import click
 
-from cadlink.cli_common import check_output, open_events
+from cadlink.cli_common import check_output, open_events, whole_file
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -87,13 +87,8 @@ def export(
         if output is None:
             _write(chunks, sys.stdout.buffer)
         else:
-            partial = output.with_name(output.name + ".partial")
-            try:
-                with partial.open("wb") as fh:
-                    _write(chunks, fh)
-                partial.replace(output)  # a failed export leaves no file that looks whole
-            finally:
-                partial.unlink(missing_ok=True)
+            with whole_file(output, "wb") as fh:
+                _write(chunks, fh)
     finally:
         events.close()
     summary = {

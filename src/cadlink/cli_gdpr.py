@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from cadlink.cli_common import check_output, open_events
+from cadlink.cli_common import check_output, open_events, whole_file
 
 if TYPE_CHECKING:
     from cadlink.data_subjects import Subject
@@ -95,13 +95,8 @@ def export_subject(
         if output is None:
             counts = data_subjects.export(meta, events, subject, sys.stdout)
         else:
-            partial = output.with_name(output.name + ".partial")
-            try:
-                with partial.open("w", encoding="utf-8") as fh:
-                    counts = data_subjects.export(meta, events, subject, fh, _progress)
-                partial.replace(output)  # a failed export leaves no file that looks whole
-            finally:
-                partial.unlink(missing_ok=True)
+            with whole_file(output) as fh:
+                counts = data_subjects.export(meta, events, subject, fh, _progress)
     summary = (
         f"exported {counts['events']} events, {counts['sessions']} sessions of "
         f"{counts['visitors']} visitor ids and {counts['siteUsers']} identified users"

@@ -14,20 +14,21 @@ if TYPE_CHECKING:
     from cadlink.store.events.base import EventStore
 
 
-def open_events(settings: Settings, advice: str, *, reads_only: bool = False) -> EventStore:
+def open_events(settings: Settings, advice: str, *, through_server: bool = False) -> EventStore:
     """The event store, or a clear error when `cadlink serve` holds it (DuckDB lets one
-    process open its file); `advice` says what to do about it. `reads_only`: a command that
-    only reads may read through the running server's store process instead."""
+    process open its file); `advice` says what to do about it. `through_server`: when it
+    runs, its store process instead (which answers reads, and the few writes a command may
+    ask of it: `RemoteEventStore`)."""
     from cadlink.pipeline import store_address
     from cadlink.services import build_events
     from cadlink.store.events.remote import RemoteEventStore
 
-    running = store_address.read(settings.data_dir) if reads_only else None
+    running = store_address.read(settings.data_dir) if through_server else None
     if running is not None:
         remote = RemoteEventStore(running.address, running.authkey)
         try:
             remote.ping()
-            return remote  # its write half raises: `reads_only`
+            return remote
         except Exception:
             remote.close()  # nobody answers (a server killed): open the file below
     try:

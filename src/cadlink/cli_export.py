@@ -78,7 +78,7 @@ def export(
         )
     except QueryError as e:
         raise click.BadParameter(str(e), param_hint="--start-date/--end-date") from None
-    events = open_events(settings, "stop it, then export", reads_only=True)
+    events = open_events(settings, "stop it, then export", through_server=True)
     try:
         lo, hi = period.bounds()
         schema, batches = events.stream(table, site.public_id, lo, hi)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
@@ -13,6 +14,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from cadlink.cli_common import check_output, open_events, whole_file
+from cadlink.store.events.remote import RemoteEventStore
 
 if TYPE_CHECKING:
     from cadlink.data_subjects import Subject
@@ -20,6 +22,7 @@ if TYPE_CHECKING:
     from cadlink.store.meta import MetaStore
 
 F = TypeVar("F", bound=Callable[..., Any])
+CATCH_UP_S = 60.0  # how long a request waits for a running server's loader
 
 
 def _subject_options(fn: F) -> F:
@@ -58,10 +61,10 @@ def gdpr() -> None:
     """Data subject requests: export or erase everything stored about one person.
 
     Name the person by any of --user-id, --visitor-id and --stored-visitor-id (each may be
-    repeated); every visitor id they match is included. With the embedded event store
-    (DuckDB), `delete` needs `cadlink serve` stopped: events it accepted and had not stored
-    yet are stored first, so that none is stored after the erasure. `export` also reads
-    through a running server.
+    repeated); every visitor id they match is included. Events accepted before the request
+    are stored first, so that none is stored after an erasure: beside a running `cadlink
+    serve` the command waits for its loader and works through its store process; with the
+    server stopped it loads the spool itself.
     """
 
 
@@ -89,9 +92,7 @@ def export_subject(
 
     check_output(output)
     with ExitStack() as stack:
-        meta, events, subject = _open(
-            stack, site_id, user_ids, visitor_ids, stored_ids, reads_only=True
-        )
+        meta, events, subject = _open(stack, site_id, user_ids, visitor_ids, stored_ids)
         if output is None:
             counts = data_subjects.export(meta, events, subject, sys.stdout)
         else:
@@ -147,6 +148,21 @@ def delete_subject(
     click.echo(json.dumps({"deleted": deleted}) if as_json else text)
 
 
+def _wait_caught_up(server: RemoteEventStore, timeout: float = CATCH_UP_S) -> None:
+    """Beside a running server, wait until its loader has stored what it accepted before
+    this request (and its identified users are recorded): an erasure is then not undone by
+    them, and an export has them."""
+    deadline = time.monotonic() + timeout
+    while not server.caught_up():
+        if time.monotonic() > deadline:
+            raise click.ClickException(
+                f"the running server has not stored what it accepted within {timeout:.0f} s "
+                "(a large backlog, see GET /api/health/queue): try again later"
+            )
+        time.sleep(0.1)
+    click.echo("through the running server, once it had stored what it accepted", err=True)
+
+
 def _progress(events: int) -> None:
     click.echo(f"  {events} events written", err=True)
 
@@ -157,13 +173,10 @@ def _open(
     user_ids: tuple[str, ...],
     visitor_ids: tuple[str, ...],
     stored_ids: tuple[int, ...],
-    *,
-    reads_only: bool = False,
 ) -> tuple[MetaStore, EventStore, Subject]:
     from cadlink.cli import _settings
     from cadlink.data_subjects import Subject
     from cadlink.services import build_meta, load_spool
-    from cadlink.store.events.remote import RemoteEventStore
 
     if not (user_ids or visitor_ids or stored_ids):
         raise click.UsageError("name the person: --user-id, --visitor-id or --stored-visitor-id")
@@ -172,14 +185,10 @@ def _open(
     site = meta.get_site(site_id)
     if site is None:
         raise click.ClickException(f"no site with id {site_id!r}; see `cadlink sites list`")
-    events = open_events(settings, "stop it, run this again, then start it", reads_only=reads_only)
+    events = open_events(settings, "stop it, run this again, then start it", through_server=True)
     stack.callback(events.close)
     if isinstance(events, RemoteEventStore):
-        click.echo(
-            "read through the running server: events it accepted in the last seconds and has "
-            "not stored yet are not included",
-            err=True,
-        )
+        _wait_caught_up(events)
     elif events.engine == "duckdb":
         # The file is ours, so no server is loading the spool: load what it holds first.
         stored = load_spool(settings, events, meta)

@@ -75,15 +75,6 @@ def test_a_person_is_exported_then_erased_spool_included(tmp_path: Path) -> None
                 headers={"User-Agent": UA},
             )
             assert r.status_code == 204, r.text
-        # While the server holds the event store, the command says what to do.
-        busy = _run(env, "gdpr", "delete", "--site", site, "--user-id", "alice", "--yes")
-        assert busy.returncode != 0
-        assert "stop it" in busy.stderr
-        # An export reads through the running server (what it has stored so far).
-        reading = _run(env, "gdpr", "export", "--site", site, "--user-id", "alice", "--json")
-        assert reading.returncode == 0, reading.stderr
-        assert "read through the running server" in reading.stderr
-        assert json.loads(reading.stdout)["subject"]["userIds"] == ["alice"]
     finally:
         server.kill()
     assert SpoolReader(data / "spool").unloaded_bytes({}) > 0
@@ -156,3 +147,35 @@ def test_a_person_must_be_named(tmp_path: Path) -> None:
     assert out.returncode == 0, out.stderr
     assert set(json.loads(out.stdout)["deleted"].values()) == {0}
     assert "analytics_events" in json.loads(out.stdout)["deleted"]
+
+
+@pytest.mark.slow
+def test_a_person_is_erased_beside_a_running_server(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    env = base_env(data)
+    site = cli(env, "sites", "create", "--domain", "gdpr.example")["id"]
+    alice = {consented_visitor_id(site, b) for b in ("alice-phone", "alice-laptop")}
+    bob = consented_visitor_id(site, "bob-phone")
+    server = Server(data, env)
+    server.start()
+    try:
+        for events in (_events("alice-phone", 3, "alice"), _events("alice-laptop", 2, "alice"),
+                       _events("bob-phone", 4)):  # fmt: skip
+            r = httpx.post(server.url + "/api/v1/collect", json={"siteId": site, "events": events},
+                           headers={"User-Agent": UA})  # fmt: skip
+            assert r.status_code == 204, r.text
+        # Run at once: the command waits until the server has stored what it accepted.
+        exported = _run(env, "gdpr", "export", "--site", site, "--user-id", "alice", "--json")
+        assert exported.returncode == 0, exported.stderr
+        assert "through the running server" in exported.stderr
+        assert json.loads(exported.stderr.splitlines()[-1])["events"] == 9
+        deleted = _run(env, "gdpr", "delete", "--site", site, "--user-id", "alice", "--yes",
+                       "--json")  # fmt: skip
+        assert deleted.returncode == 0, deleted.stderr
+        counts = json.loads(deleted.stdout)["deleted"]
+        assert (counts["analytics_events"], counts["sessions"], counts["site_users"]) == (9, 2, 1)
+    finally:
+        server.stop()
+    stored = _stored(data, site)
+    assert stored == {bob: 4} and not alice & set(stored)
+    assert _site_users(data) == []

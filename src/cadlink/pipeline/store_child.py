@@ -83,6 +83,8 @@ class _Server:
             elif method == "stop":
                 self.stopping.set()
                 value = None
+            elif method == "erase_visitors":  # a data subject's erasure (data_subjects.py)
+                value = self.store.erase_visitors(*args)
             elif method == "copy_file":  # the DuckDB store's alone (a backup)
                 copy = getattr(self.store, "copy_file", None)
                 if copy is None:

@@ -103,6 +103,17 @@ class RemoteEventStore:
         rows: list[dict[str, Any]] = self.call("fetch", sql, list(params))
         return rows
 
+    def erase_visitors(self, site_id: str, visitor_ids: Sequence[int]) -> dict[str, int]:
+        """The store process erases them (`cadlink gdpr delete` beside a running server)."""
+        deleted: dict[str, int] = self.call("erase_visitors", site_id, list(visitor_ids))
+        return deleted
+
+    def caught_up(self) -> bool:
+        """Whether the store process's loader has stored all the spool holds and the web
+        process has recorded every identified user it found."""
+        status = self.call("status", 0)  # 0: acknowledges nothing (the keeper does)
+        return bool(status.backlog_bytes == 0 and not status.identities)
+
     def copy_file(self, target: str) -> int:
         """The store process copies its DuckDB file to `target` (`DuckDBEventStore.copy_file`)."""
         size: int = self.call("copy_file", target)
@@ -210,9 +221,6 @@ class RemoteEventStore:
         raise self._writes_elsewhere()
 
     def rebuild_sessions(self, site_id: str) -> int:
-        raise self._writes_elsewhere()
-
-    def erase_visitors(self, site_id: str, visitor_ids: Sequence[int]) -> dict[str, int]:
         raise self._writes_elsewhere()
 
     def positions(self) -> dict[str, int]:

@@ -341,6 +341,7 @@ class DuckDBEventStore(DuckDBFileUpkeep, DuckDBReads):
         if not ids:
             return deleted
         with self._write_lock:
+            self._ensure_attached()
             con = self._con
             con.execute("BEGIN TRANSACTION")
             try:
@@ -441,8 +442,14 @@ class DuckDBEventStore(DuckDBFileUpkeep, DuckDBReads):
         """Write everything to the file now, leaving the write-ahead log empty: a backup
         copies the file alone (backups.py)."""
         with self._write_lock:
-            self._ensure_attached()
-            duckdb_file.checkpoint(self._con, self._memory)
+            self._checkpoint_whole()
+
+    def _checkpoint_whole(self) -> None:
+        """(With the write lock.) Checkpoint, and make sure the log is left empty."""
+        self._ensure_attached()
+        duckdb_file.checkpoint(self._con, self._memory)
+        if duckdb_file.log_bytes(self._wal):
+            raise RuntimeError("the write-ahead log still holds writes after a checkpoint")
 
     def copy_file(self, target: str) -> int:
         """Copy the database file to `target`, whole: checkpointed, with the loader's writes
@@ -451,10 +458,7 @@ class DuckDBEventStore(DuckDBFileUpkeep, DuckDBReads):
         if self.path == ":memory:":
             raise ValueError("an in-memory store has no file to copy")
         with self._write_lock:
-            self._ensure_attached()
-            duckdb_file.checkpoint(self._con, self._memory)
-            if duckdb_file.log_bytes(self._wal):
-                raise RuntimeError("the write-ahead log still holds writes after a checkpoint")
+            self._checkpoint_whole()
             shutil.copyfile(self.path, target)
         return Path(target).stat().st_size
 

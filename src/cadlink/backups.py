@@ -1,12 +1,13 @@
 """Backups of an embedded installation: its metadata (SQLite) and event store (DuckDB) in one
 tar file with a manifest, and their restore.
 
-A backup is taken with the server stopped, because DuckDB lets one process open its file: the
-command holds it, loads what the spool still holds (so the backup has every accepted event and
-needs no spool), checkpoints (so the file is whole without its write-ahead log) and copies the
-file while it still holds it. SQLite is copied with its online backup API. Every file is
-listed in `manifest.json` with its size and SHA-256, which a restore checks before it touches
-the data dir. A restore moves what it replaces aside instead of deleting it.
+DuckDB lets one process open its file, so the DuckDB file comes whole (checkpointed, without
+its write-ahead log) from whoever holds it: the running server's store process copies it
+(`DuckDBEventStore.copy_file`), or, with the server stopped, the command holds it, loads what
+the spool still holds (so the backup has every accepted event and needs no spool),
+checkpoints and packs the file itself (cli_backup.py). SQLite is copied with its online
+backup API. Every file is listed in `manifest.json` with its size and SHA-256, which a restore
+checks before it touches the data dir. A restore moves what it replaces aside, not deleting it.
 
 Server mode's databases (PostgreSQL) are backed up with PostgreSQL's own tools.
 """
@@ -100,7 +101,7 @@ def write_backup(
 
 
 def events_per_site(events_file: Path) -> dict[str, int]:
-    """Events per site in a DuckDB file nobody else holds (a copy, or the caller's own)."""
+    """Events per site in a DuckDB file no process holds (the store process's copy)."""
     import duckdb
 
     from cadlink.store.events.duckdb_file import CATALOG

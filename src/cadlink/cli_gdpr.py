@@ -138,7 +138,7 @@ def delete_subject(
                     abort=True,
                     err=True,
                 )
-            deleted = data_subjects.erase(meta, events, subject)
+            deleted = data_subjects.erase(meta, events, subject.site, found)
     total = sum(deleted.values())
     text = (
         "nothing stored matches; nothing deleted"

@@ -6,15 +6,15 @@ tracker's `visitorId` (kept in the visitor's browser after consent; the store ho
 hash of it), or a stored visitor id as the API and the CRM show it. Their rows are those of
 every stored visitor id that matches (store/events/subjects.py); their traits are the site
 user of the metadata store. Ids link: a user id brings every visitor id (device, browser)
-that carried it, and a visitor id the user ids it was identified as. Before either, what the
-data dir's spool still holds is loaded, so that an erasure is not undone by events accepted
-before it and loaded after.
+that carried it, and a visitor id the user ids it was identified as. The caller first makes
+sure that what the server accepted is stored (cli_gdpr.py), so that an erasure is not undone
+by events accepted before it and stored after.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import IO, Any
@@ -80,7 +80,8 @@ def find(meta: MetaStore, events: EventStore, subject: Subject) -> Found:
         if found == visitors and linked <= users:
             break
         visitors, users = found, users | linked
-    visitors = set(subjects.visitors(events, site_id, sorted(users), sorted(visitors)))
+    else:  # links left to follow: take the visitors of every user id found so far
+        visitors = set(subjects.visitors(events, site_id, sorted(users), sorted(visitors)))
     site_users = []
     for user_id in sorted(users):
         record = meta.get_site_user(subject.site.id, user_id)
@@ -121,8 +122,9 @@ def export(
     text = json.dumps(head, ensure_ascii=False, indent=1, default=str)
     out.write(text[: text.rindex("}")].rstrip() + ',\n "events": [')
     count = 0
-    for row in _events(events, site_id, found.visitor_ids):
-        out.write(("\n  " if count == 0 else ",\n  ") + json.dumps(row, ensure_ascii=False))
+    for row in subjects.events(events, site_id, found.visitor_ids):
+        text = json.dumps(event_json(row), ensure_ascii=False)
+        out.write(("\n  " if count == 0 else ",\n  ") + text)
         count += 1
         if progress is not None and count % 10_000 == 0:
             progress(count)
@@ -135,20 +137,12 @@ def export(
     }
 
 
-def _events(events: EventStore, site_id: str, visitor_ids: list[int]) -> Iterator[dict[str, Any]]:
-    for row in subjects.events(events, site_id, visitor_ids):
-        yield event_json(row)
-
-
-def erase(meta: MetaStore, events: EventStore, subject: Subject) -> dict[str, int]:
-    """Delete everything stored about `subject`: the rows of its visitors in every table of
-    the event store, then its site users; returns rows deleted per table (`site_users` for
-    the metadata store's)."""
-    found = find(meta, events, subject)
-    deleted = events.erase_visitors(subject.site.public_id, found.visitor_ids)
-    deleted["site_users"] = sum(
-        meta.delete_site_user(subject.site.id, user_id) for user_id in found.user_ids
-    )
+def erase(meta: MetaStore, events: EventStore, site: SiteRecord, found: Found) -> dict[str, int]:
+    """Delete everything `find` found of a person: the rows of their visitor ids in every
+    table of the event store, then their site users; returns rows deleted per table
+    (`site_users` for the metadata store's)."""
+    deleted = events.erase_visitors(site.public_id, found.visitor_ids)
+    deleted["site_users"] = sum(meta.delete_site_user(site.id, u) for u in found.user_ids)
     return deleted
 
 

@@ -38,6 +38,10 @@ from cadlink.web.collect_openapi import COLLECT_PATHS
 from cadlink.web.responses import install_error_handlers
 
 COLLECT_PREFIX = "/api/v1/collect"
+# The collect endpoints' paths (a trailing slash allowed); any other path is FastAPI's (404).
+COLLECT_ROUTES = frozenset(
+    {COLLECT_PREFIX, COLLECT_PREFIX + "/", COLLECT_PREFIX + "/batch", COLLECT_PREFIX + "/batch/"}
+)
 
 
 class CadlinkApp:
@@ -50,7 +54,7 @@ class CadlinkApp:
         self.services: Services = api.state.services
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"].startswith(COLLECT_PREFIX):
+        if scope["type"] == "http" and scope["path"] in COLLECT_ROUTES:
             await self.collect(scope, receive, send)
             return
         if scope["type"] != "http":

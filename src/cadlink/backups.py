@@ -4,10 +4,13 @@ tar file with a manifest, and their restore.
 DuckDB lets one process open its file, so the DuckDB file comes whole (checkpointed, without
 its write-ahead log) from whoever holds it: the running server's store process copies it
 (`DuckDBEventStore.copy_file`), or, with the server stopped, the command holds it, loads what
-the spool still holds (so the backup has every accepted event and needs no spool),
-checkpoints and packs the file itself (cli_backup.py). SQLite is copied with its online
-backup API. Every file is listed in `manifest.json` with its size and SHA-256, which a restore
-checks before it touches the data dir. A restore moves what it replaces aside, not deleting it.
+the spool still holds (so the backup has every accepted event and needs no spool) and copies
+it the same way (cli_backup.py). The copy is made by a child process: DuckDB's lock on its
+file is a POSIX record lock, which closing any descriptor of the file in the holding process
+would drop. SQLite is copied with its online backup API, less the daily salts (deleted after
+48 h, they must not outlive that in a backup). Every file is listed in `manifest.json` with
+its size and SHA-256, which a restore checks before it touches the data dir. A restore moves
+what it replaces aside, not deleting it.
 
 Server mode's databases (PostgreSQL) are backed up with PostgreSQL's own tools.
 """
@@ -21,6 +24,7 @@ import shutil
 import sqlite3
 import tarfile
 import tempfile
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -70,9 +74,8 @@ def write_backup(
 ) -> dict[str, Any]:
     """Write the backup to `target` (a `.tar`, or `.tar.gz` compressed); returns its manifest.
 
-    `events_file(scratch)` gives the event store's file, whole (checkpointed), and its events
-    per site: the store's own file while the caller holds it and nothing writes it, or a copy
-    made in `scratch`."""
+    `events_file(scratch)` gives a copy of the event store's file made in `scratch`, whole
+    (checkpointed), and its events per site."""
     compressed = target.name.endswith((".tar.gz", ".tgz"))
     partial = target.with_name(target.name + ".partial")
     try:
@@ -125,6 +128,8 @@ def read_manifest(source: Path) -> dict[str, Any]:
             if member is None:
                 raise KeyError(MANIFEST)
             manifest: dict[str, Any] = json.loads(member.read())
+    except (EOFError, zlib.error) as e:
+        raise BackupError(f"{source} is damaged or cut short ({e})") from None
     except (tarfile.TarError, KeyError, ValueError, OSError) as e:
         raise BackupError(f"{source} is not a CADLINK backup ({e})") from None
     if manifest.get("format") != FORMAT or manifest.get("version") != VERSION:
@@ -168,11 +173,13 @@ def _check_not_open(events: Path) -> None:
     import duckdb
 
     try:
-        duckdb.connect(str(events)).close()
-    except duckdb.IOException as e:
-        if "lock" not in str(e).lower():
-            raise
-        raise BackupError(f"{events} is in use by `cadlink serve`: stop it, then restore") from None
+        duckdb.connect(str(events), read_only=True).close()
+    except duckdb.Error as e:
+        if "lock" in str(e).lower():
+            raise BackupError(
+                f"{events} is in use by `cadlink serve`: stop it, then restore"
+            ) from None
+        # Not a database DuckDB can open (damaged: why one restores): nobody holds it.
 
 
 def _with_sidecars(layout: Layout) -> list[Path]:
@@ -186,6 +193,13 @@ def _extract_checked(source: Path, manifest: dict[str, Any], into: Path) -> dict
     files: dict[str, Any] = manifest.get("files", {})
     if set(files) != {META_NAME, EVENTS_NAME}:
         raise BackupError(f"{source}: its manifest lists {sorted(files)}")
+    try:
+        return _extract(source, files, into)
+    except (tarfile.TarError, EOFError, zlib.error) as e:
+        raise BackupError(f"{source} is damaged or cut short ({e or type(e).__name__})") from None
+
+
+def _extract(source: Path, files: dict[str, Any], into: Path) -> dict[str, Path]:
     out: dict[str, Path] = {}
     with tarfile.open(source) as tar:
         for name, expected in files.items():
@@ -213,6 +227,11 @@ def _copy_sqlite(source: Path, target: Path) -> None:
     dst = sqlite3.connect(target)
     try:
         src.backup(dst)
+        # The daily salts stay out: deleted after 48 h, they must not outlive that in a
+        # backup (docs/privacy.md). A restored server makes a new one for the day.
+        dst.execute("PRAGMA secure_delete = ON")  # overwritten, not just unlinked
+        dst.execute("DELETE FROM salts")
+        dst.commit()
     finally:
         dst.close()
         src.close()

@@ -76,8 +76,9 @@ class _NotServing(Exception):
 def _backup_stopped(
     settings: Settings, layout: Layout, target: Path, meta: MetaStore
 ) -> dict[str, Any]:
-    """The server is stopped: hold the event store, store what the spool holds, checkpoint,
-    and pack the file itself."""
+    """The server is stopped: hold the event store, store what the spool holds, and copy it
+    (checkpointed; the copy is packed: reading the file itself here would drop this process's
+    lock on it, so a server started meanwhile could write it while it is packed)."""
     from cadlink.backups import write_backup
     from cadlink.services import load_spool
     from cadlink.store.events.duckdb_store import DuckDBEventStore
@@ -86,15 +87,16 @@ def _backup_stopped(
     try:
         assert isinstance(events, DuckDBEventStore)  # Layout.of checked the URL
 
-        def ready(_: Path) -> tuple[Path, dict[str, int]]:
+        def ready(scratch: Path) -> tuple[Path, dict[str, int]]:
             stored = load_spool(settings, events, meta)
             if stored:
                 click.echo(f"stored {stored} events the server had accepted first", err=True)
-            events.checkpoint()
+            copy = scratch / "events-copy.duckdb"
+            events.copy_file(str(copy))
             rows = events.fetch(
                 "SELECT site_id, count(*) AS n FROM analytics_events GROUP BY 1 ORDER BY 1", []
             )
-            return layout.events, {str(r["site_id"]): int(r["n"]) for r in rows}
+            return copy, {str(r["site_id"]): int(r["n"]) for r in rows}
 
         return write_backup(layout, target, ready, meta.ping().get("revision"))
     finally:

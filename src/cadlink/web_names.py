@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import math
 import re
 from datetime import datetime
 from typing import Any
@@ -23,11 +25,25 @@ def camel_columns(names: list[str]) -> list[str]:
 _json_decode = msgspec.json.decode
 
 
+def _finite(text: str) -> float | None:
+    number = float(text)
+    return number if math.isfinite(number) else None
+
+
+def properties_json(text: str) -> Any:
+    """Stored properties as JSON values. The collect endpoint refuses numbers beyond a
+    double's range; one stored before it did reads as null instead of failing the page."""
+    try:
+        return _json_decode(text)
+    except (msgspec.ValidationError, msgspec.DecodeError, RecursionError):
+        return json.loads(text, parse_float=_finite)
+
+
 def _value(key: str, value: Any) -> Any:
     if isinstance(value, datetime):
         return int(value.timestamp() * 1000)
     if key == "properties" and isinstance(value, str):
-        return _json_decode(value)
+        return properties_json(value)
     if key == "visitor_id" and value is not None:
         return str(value)  # 64-bit: JavaScript numbers would round it
     return value

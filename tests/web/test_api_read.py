@@ -74,6 +74,13 @@ def test_read_back_errors_name_the_parameter(running: Running) -> None:
         headers=running.auth,
     )
     assert (r.status_code, r.json()["error"]["details"]["field"]) == (400, "startDate")
+    for value in ("2026-12-07T00:00:00", "2026-12-07junk"):  # a day, nothing cut off
+        r = get(
+            "/api/v1/analytics/events",
+            params={"siteId": running.site_id, "endDate": value},
+            headers=running.auth,
+        )
+        assert (r.status_code, r.json()["error"]["details"]["field"]) == (400, "endDate")
     r = get(
         "/api/v1/analytics/events",
         params={"siteId": running.site_id, "cursor": "garbage"},

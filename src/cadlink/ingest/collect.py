@@ -35,7 +35,7 @@ from cadlink.ingest.collect_answers import (
     preflight,
     rejected,
 )
-from cadlink.ingest.collect_body import BACKSLASH_U, at, check_properties, decode
+from cadlink.ingest.collect_body import at, check_properties, decode, plain
 from cadlink.ingest.enrich.identity import anonymous_visitor_id, ip_prefix
 from cadlink.ingest.metrics import IngestMetrics
 from cadlink.ingest.ratelimit import RateLimiter
@@ -53,9 +53,10 @@ Send = Callable[[Message], Awaitable[None]]
 class _SiteMiss(Exception):
     """A site id the in-memory map does not know yet: look it up, then try again."""
 
-    def __init__(self, site_id: str) -> None:
+    def __init__(self, site_id: str, field: str = "siteId") -> None:
         super().__init__(site_id)
         self.site_id = site_id
+        self.field = field  # where the request named it
 
 
 # Constant ASGI messages for NO_CONTENT, sent as they are (uvicorn only reads them).
@@ -153,11 +154,11 @@ class CollectHandler:
                 # The in-memory map answers almost always; only a miss may await a refresh.
                 if await self.sites.lookup(miss.site_id) is None:
                     raise Rejection(
-                        400, "unknown_site", f"no site with id {miss.site_id!r}", "siteId"
+                        400, "unknown_site", f"no site with id {miss.site_id!r}", miss.field
                     ) from None
                 answer = self._answer(scope["path"], ip, headers, body, origin)
         except Rejection as r:
-            self.metrics.reject(r.code)
+            self.metrics.reject(r.code, r.events)
             answer = rejected(r, origin)
         if answer is NO_CONTENT:
             await send(_NO_CONTENT_START)
@@ -208,7 +209,7 @@ class CollectHandler:
                 self.limiter.refund(ip)  # the ASGI handler admits this request again
                 return None
         except Rejection as r:
-            self.metrics.reject(r.code)
+            self.metrics.reject(r.code, r.events)
             return rejected(r, origin)
 
     def flush_deferred(self) -> Rejection | None:
@@ -268,6 +269,21 @@ class CollectHandler:
     def _accept(self, ip: str, headers: dict[bytes, bytes], body: bytes, origin: str | None) -> int:
         """Validate, check the sites, buffer one record per site; returns the event count."""
         events, top_site = decode(body)
+        try:
+            return self._accept_events(ip, headers, events, top_site, body, origin)
+        except Rejection as r:
+            r.events = len(events) or 1  # nothing in a refused request is stored
+            raise
+
+    def _accept_events(
+        self,
+        ip: str,
+        headers: dict[bytes, bytes],
+        events: list[CollectedEvent],
+        top_site: str | None,
+        body: bytes,
+        origin: str | None,
+    ) -> int:
         count = len(events)
         if not count:
             raise Rejection(400, "invalid_event", "no events in request", "events")
@@ -279,7 +295,7 @@ class CollectHandler:
         if not first:
             raise Rejection(400, "missing_site", "siteId is required", at(0, count, "siteId"))
         mixed = False
-        clean = body.isascii() and BACKSLASH_U not in body
+        clean = plain(body)
         for i, event in enumerate(events):
             site_id = event.site_id or top_site
             if site_id != first:
@@ -299,7 +315,7 @@ class CollectHandler:
                 raw = bytes(event.properties)
                 # The common case: an object in ASCII without escapes (`clean` checks the
                 # whole body at once); anything else is looked at closely.
-                if raw[0] != 0x7B or not (clean or (raw.isascii() and BACKSLASH_U not in raw)):
+                if raw[0] != 0x7B or not (clean or plain(raw)):
                     check_properties(event, raw, i, count)
                 elif len(raw) < 8 and not raw[1:-1].strip():  # "{ }" is none, as "{}" is
                     event.properties = NO_PROPERTIES
@@ -313,7 +329,7 @@ class CollectHandler:
         for site_id in groups:
             site = known(site_id)
             if site is None:
-                raise _SiteMiss(site_id)
+                raise _SiteMiss(site_id, _site_field(events, site_id, count))
             if not self._origin_ok(site, origin):
                 raise Rejection(
                     403,
@@ -328,29 +344,48 @@ class CollectHandler:
         now = self.clock()
         salt = self._salt(now)
         prefix = self._prefix(ip)
+        # A request for several sites is one record per site, buffered in one `put` (one
+        # append, one queue entry): a full buffer refuses all of it or none.
+        records = bytearray() if len(sites) > 1 else None
         stored = 0
+        for site in sites:
+            site_events = groups[site.public_id]
+            if dnt and site.respect_dnt:
+                self.metrics.events_dropped["dnt"] += len(site_events)
+                continue
+            envelope = CollectedEnvelope(
+                int(now * 1000),
+                site.public_id,
+                self._visitor(salt, site.public_id, ip, ua),
+                prefix,
+                ua,
+                site_events,
+            )
+            # One buffer, reused: the record is copied into the spool by `put`.
+            record = encode_envelope_into(envelope, self._record)
+            if records is None:
+                self._put_record(record)
+            else:
+                records += record
+            stored += len(site_events)
+        if records:
+            self._put_record(records)
+        self.metrics.events_accepted += stored
+        return count
+
+    def _put_record(self, record: bytes | bytearray) -> None:
         try:
-            for site in sites:
-                site_events = groups[site.public_id]
-                if dnt and site.respect_dnt:
-                    self.metrics.events_dropped["dnt"] += len(site_events)
-                    continue
-                envelope = CollectedEnvelope(
-                    int(now * 1000),
-                    site.public_id,
-                    self._visitor(salt, site.public_id, ip, ua),
-                    prefix,
-                    ua,
-                    site_events,
-                )
-                # One buffer, reused: the record is copied into the spool by `put`.
-                self._put(encode_envelope_into(envelope, self._record))
-                stored += len(site_events)
+            self._put(record)
         except BufferFull as full:
             raise Rejection(503, "overloaded", str(full), None, full.retry_after) from None
-        finally:
-            self.metrics.events_accepted += stored
-        return count
+
+
+def _site_field(events: list[CollectedEvent], site_id: str, count: int) -> str:
+    """Where a request named `site_id`: the first event that carries it, else the top level."""
+    for i, event in enumerate(events):
+        if event.site_id == site_id:
+            return at(i, count, "siteId")
+    return "siteId"
 
 
 async def _read_body(first: Message, receive: Receive, limit: int) -> bytes:

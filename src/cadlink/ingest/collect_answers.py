@@ -27,6 +27,9 @@ class Rejection(Exception):
         super().__init__(message)
         self.status, self.code, self.message, self.field = status, code, message, field
         self.retry_after = retry_after
+        # The events refused with it: set once the body is decoded; a request refused before
+        # (not JSON, too large, rate limited) counts as one.
+        self.events = 1
 
 
 class Answer(NamedTuple):

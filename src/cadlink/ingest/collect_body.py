@@ -1,6 +1,7 @@
 """Decoding and checking a collect request's body: msgspec in one pass for the batch form,
 then the checks msgspec leaves to us (a property object's text is kept raw, so it is checked
-here when it is not plain ASCII). Every refusal names the field it is about."""
+here when it is not plain ASCII or may hold a number out of range). Every refusal names the
+field it is about."""
 
 from __future__ import annotations
 
@@ -17,6 +18,9 @@ _NOT_A_BATCH = "Object missing required field `events`"  # a single event, not {
 _event_decoder = msgspec.json.Decoder(CollectedEvent)
 _properties_decoder = msgspec.json.Decoder(dict[str, Any])
 BACKSLASH_U = b"\\u"
+# Text that may hold a number beyond a double's range (an exponent of three digits, or
+# hundreds of digits): msgspec refuses it when decoding, so it is decoded to check it.
+WIDE_NUMBER = re.compile(rb"[eE][+-]?\d{3}|\d{300}")
 _FIELD_RE = re.compile(r"at `\$\.?(.*)`$")
 
 
@@ -31,12 +35,31 @@ def decode(body: bytes) -> tuple[list[CollectedEvent], str | None]:
             return [_event_decoder.decode(body)], None
         return batch.events, batch.site_id
     except msgspec.ValidationError as e:
-        field = _field_of(e)
-        raise Rejection(400, "invalid_event", str(e), field) from None
+        refused = Rejection(400, "invalid_event", str(e), _field_of(e))
+        refused.events = _count(body)
+        raise refused from None
     except msgspec.DecodeError as e:
         if not body.strip():
             raise Rejection(400, "empty_body", "request body is empty", None) from None
         raise Rejection(400, "invalid_json", f"body is not valid JSON: {e}", None) from None
+    except RecursionError:
+        raise Rejection(400, "invalid_json", "body is nested too deeply", None) from None
+
+
+class _Events(msgspec.Struct):
+    events: list[msgspec.Raw]
+
+
+_count_decoder = msgspec.json.Decoder(_Events)
+
+
+def _count(body: bytes) -> int:
+    """The events in a body that failed validation, for the metrics: every event of a refused
+    batch is refused."""
+    try:
+        return max(1, len(_count_decoder.decode(body).events))
+    except (msgspec.ValidationError, msgspec.DecodeError, RecursionError):
+        return 1
 
 
 def check_properties(event: CollectedEvent, raw: bytes, index: int, count: int) -> None:
@@ -50,20 +73,41 @@ def check_properties(event: CollectedEvent, raw: bytes, index: int, count: int) 
         raise Rejection(
             400, "invalid_event", "properties must be an object", at(index, count, "properties")
         )
-    if raw.isascii() and BACKSLASH_U not in raw:
+    if plain(raw):
         return
     try:
         _properties_decoder.decode(raw)
-    except msgspec.DecodeError as e:
+    except (msgspec.DecodeError, msgspec.ValidationError) as e:
+        message = str(e).removesuffix(" - at `$[...]`")
         raise Rejection(
-            400, "invalid_event", f"properties: {e}", at(index, count, "properties")
+            400, "invalid_event", f"properties: {message}", at(index, count, "properties")
         ) from None
+    except RecursionError:
+        raise Rejection(
+            400, "invalid_event", "properties: nested too deeply", at(index, count, "properties")
+        ) from None
+
+
+def plain(text: bytes) -> bool:
+    """Whether JSON text reads the same to the loader's JSON reader as to msgspec without
+    decoding it: ASCII, no `\\u` escapes, no number that may be out of range."""
+    return text.isascii() and BACKSLASH_U not in text and not WIDE_NUMBER.search(text)
 
 
 def at(index: int, total: int, name: str) -> str:
     return f"events[{index}].{name}" if total > 1 else name
 
 
+_MISSING_RE = re.compile(r"^Object missing required field `([^`]+)`")
+
+
 def _field_of(error: msgspec.ValidationError) -> str | None:
-    match = _FIELD_RE.search(str(error))
-    return match.group(1) if match else None
+    """The field an error is about: its path, and the missing field's name when a required
+    one is missing (`events[1].eventType`, not `events[1]`)."""
+    text = str(error)
+    match = _FIELD_RE.search(text)
+    path = match.group(1) if match else ""
+    missing = _MISSING_RE.match(text)
+    if missing:
+        return f"{path}.{missing.group(1)}" if path else missing.group(1)
+    return path or None

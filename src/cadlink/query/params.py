@@ -17,7 +17,9 @@ def parse_day(value: str | None, field: str) -> date | None:
     if not value:
         return None
     try:
-        return date.fromisoformat(value[:10])
+        if len(value) != 10:  # a day, not a time: nothing sent is silently cut off
+            raise ValueError(value)
+        return date.fromisoformat(value)
     except ValueError:
         raise QueryError(f"{field} must be a date like 2026-01-31", field) from None
 

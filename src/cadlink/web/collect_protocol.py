@@ -40,7 +40,7 @@ from cadlink.ingest.collect_answers import NO_CONTENT, Answer
 
 log = logging.getLogger(__name__)
 
-# The exact request targets the fast path takes (`app.COLLECT_PREFIX`); anything else
+# The exact request targets the fast path takes (`app.COLLECT_ROUTES`); anything else
 # (a query string, an escaped character) goes the ASGI way, which parses the URL.
 FAST_TARGETS = frozenset(
     {b"/api/v1/collect", b"/api/v1/collect/", b"/api/v1/collect/batch", b"/api/v1/collect/batch/"}

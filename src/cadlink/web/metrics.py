@@ -38,11 +38,20 @@ class CadlinkCollector(Collector):
         for (route, status), n in self.http.requests.items():
             req.add_metric([route, status], n)
         yield req
+        collect = CounterMetricFamily(
+            "cadlink_collect_requests", "Collect API requests, by outcome", labels=["outcome"]
+        )
+        for outcome, n in m.requests.items():
+            collect.add_metric([outcome], n)
+        yield collect
         acc = CounterMetricFamily("cadlink_events_accepted", "Events accepted by the collect API")
         acc.add_metric([], m.events_accepted)
         yield acc
         rej = CounterMetricFamily(
-            "cadlink_events_rejected", "Events refused by the collect API", labels=["reason"]
+            "cadlink_events_rejected",
+            "Events refused by the collect API, by reason (a request refused before its events"
+            " could be counted, e.g. not JSON, counts as one)",
+            labels=["reason"],
         )
         for reason, n in m.events_rejected.items():
             rej.add_metric([reason], n)

@@ -4,6 +4,8 @@ checkpointed (duckdb_store.py calls these; the limits are duckdb_memory.py's).""
 from __future__ import annotations
 
 import logging
+import subprocess
+import sys
 from pathlib import Path
 
 import duckdb
@@ -78,6 +80,21 @@ def open_database(path: str, memory_limit: str) -> duckdb.DuckDBPyConnection:
     if path != ":memory:":
         attach(con, path)
     return con
+
+
+def copy_held(path: str, target: str) -> None:
+    """Copy the database file this process holds, in a child process. DuckDB's lock on the
+    file is a POSIX record lock, which the kernel drops when this process closes *any*
+    descriptor of the file: a copy made here (shutil.copyfile opens and closes it) let a
+    second server or `cadlink demo` open the file while this process went on writing it."""
+    done = subprocess.run(  # noqa: S603 (this interpreter, our own code, paths as arguments)
+        [sys.executable, "-c", _COPY, path, target], capture_output=True, text=True, check=False
+    )
+    if done.returncode:
+        raise OSError(f"could not copy {path} to {target}: {done.stderr.strip()[-500:]}")
+
+
+_COPY = "import shutil, sys; shutil.copyfile(sys.argv[1], sys.argv[2])"
 
 
 def log_bytes(wal: Path | None) -> int:

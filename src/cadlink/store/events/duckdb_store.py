@@ -8,7 +8,6 @@ in `duckdb_reads.py`.
 from __future__ import annotations
 
 import logging
-import shutil
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -459,7 +458,7 @@ class DuckDBEventStore(DuckDBFileUpkeep, DuckDBReads):
             raise ValueError("an in-memory store has no file to copy")
         with self._write_lock:
             self._checkpoint_whole()
-            shutil.copyfile(self.path, target)
+            duckdb_file.copy_held(self.path, target)
         return Path(target).stat().st_size
 
     def forget_positions(self, segments: list[str]) -> None:

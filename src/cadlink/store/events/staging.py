@@ -383,7 +383,10 @@ class Stager:
 def _traits(properties: str | None) -> dict[str, Any]:
     if not properties:
         return {}
-    value = msgspec.json.decode(properties)
+    try:
+        value = msgspec.json.decode(properties)
+    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
+        return {}  # what collect refuses today (a number beyond a double), stored before
     return value if isinstance(value, dict) else {}
 
 

@@ -244,6 +244,39 @@ def test_bots_are_dropped_and_counted_per_day_and_reason(running: Running) -> No
     assert running.services.events.count_events() == 1
 
 
+def test_bot_counts_of_a_sites_local_day_are_found_far_from_utc(running: Running) -> None:
+    # The loader files drops by UTC day; a site's local "today" may be another UTC day. A
+    # zone 14 hours ahead or 12 behind always has a local date other than UTC's.
+    from datetime import UTC, datetime
+    from zoneinfo import ZoneInfo
+
+    zone = "Pacific/Kiritimati" if datetime.now(UTC).hour >= 10 else "Etc/GMT+12"
+    r = running.client.patch(
+        f"/api/v1/sites/{running.site_id}", json={"timezone": zone}, headers=running.auth
+    )
+    assert r.status_code == 200, r.text
+    today = datetime.now(ZoneInfo(zone)).date().isoformat()
+    assert today != datetime.now(UTC).date().isoformat()
+    googlebot = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"
+    r = running.client.post(
+        "/api/v1/collect", json=event(siteId=running.site_id), headers={"User-Agent": googlebot}
+    )
+    assert r.status_code == 204
+
+    def dropped() -> dict[str, Any] | None:
+        r = running.client.get(
+            "/api/v1/analytics/dropped",
+            params={"siteId": running.site_id, "startDate": today, "endDate": today},
+            headers=running.auth,
+        )
+        body: dict[str, Any] = r.json()
+        return body if body["data"] else None
+
+    body = wait_for(dropped)
+    assert [(x["reason"], x["count"]) for x in body["data"]] == [("crawler", 1)]
+    assert body["meta"]["days"] == "UTC"
+
+
 def test_consent_decides_which_visitor_id_is_used(running: Running) -> None:
     sid = running.site_id
     a = event(siteId=sid, visitorId="client-visitor-1", consent=True)

@@ -62,7 +62,7 @@ def _reference(envelopes: list[Envelope]) -> tuple[list[dict[str, Any]], dict[An
             late = ts is not None and ts < env.received_ms - LATE_HOURS * 3_600_000
             if ts is None or ts > env.received_ms + 60_000 or late:
                 ts = env.received_ms
-            utm = utm_from_url(ev.page_url) if ev.utm_source is None else {}
+            utm = utm_from_url(ev.page_url)  # each tag as sent, else as the URL has it
             source = ev.utm_source or utm.get("utm_source")
             medium = ev.utm_medium or utm.get("utm_medium")
             ref = classify(ev.referrer, ev.page_url, source, medium)
@@ -197,3 +197,17 @@ def test_nothing_to_enrich(enricher: Enricher) -> None:
         enriched = enricher.enrich(envelopes)
         assert enriched.rows.num_rows == 0
         assert list(enriched.rows.schema.names) == list(EVENT_COLUMN_NAMES)
+
+
+def test_each_utm_tag_not_sent_is_read_from_the_page_url(enricher: Enricher) -> None:
+    # One tag sent (or sent empty) used to discard every tag of the URL.
+    url = "https://shop.example/p?utm_source=url&utm_medium=email&utm_campaign=spring"
+    sent = [
+        IncomingEvent(event_type="page_view", event_id="a", timestamp=NOW, page_url=url,
+                      utm_source="explicit"),
+        IncomingEvent(event_type="page_view", event_id="b", timestamp=NOW, page_url=url,
+                      utm_source=""),
+    ]  # fmt: skip
+    rows = enricher.enrich([Envelope(NOW, "s", 1, "", AGENTS[0], sent)]).rows.to_pylist()
+    tags = [(r["utm_source"], r["utm_medium"], r["utm_campaign"], r["channel"]) for r in rows]
+    assert tags == [("explicit", "email", "spring", "email"), ("url", "email", "spring", "email")]

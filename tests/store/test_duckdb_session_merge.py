@@ -10,7 +10,11 @@ from session_upkeep import T0_MS, UA, load_both, sessions_of
 
 from cadlink.events import Envelope, IncomingEvent
 from cadlink.pipeline.enrichment import Enricher
-from cadlink.store.events.duckdb_sessions import FIRST_COLUMNS, MERGED_COLUMNS
+from cadlink.store.events.duckdb_sessions import (
+    ATTRIBUTION_COLUMNS,
+    FIRST_COLUMNS,
+    MERGED_COLUMNS,
+)
 from cadlink.store.events.duckdb_store import DuckDBEventStore
 
 
@@ -91,5 +95,6 @@ def test_the_merge_columns_are_every_column_but_the_sessions_identity(
     columns = [r[0] for r in store._con.execute("DESCRIBE sessions").fetchall()]
     identity = {"site_id", "session_key", "visitor_id", "started_at"}
     assert not set(MERGED_COLUMNS) & set(FIRST_COLUMNS)
+    assert set(ATTRIBUTION_COLUMNS) <= set(FIRST_COLUMNS)
     assert set(MERGED_COLUMNS) | set(FIRST_COLUMNS) | identity == set(columns)
     assert len(MERGED_COLUMNS) + len(FIRST_COLUMNS) + len(identity) == len(columns)

@@ -157,6 +157,49 @@ def test_out_of_order_event_earlier_than_session_start_becomes_landing(
     assert row["started_at"] == T0
 
 
+def _from(minutes: float, kind: str, path: str, referrer: str | None) -> IncomingEvent:
+    event = ev(minutes, kind, path)
+    event.referrer = referrer
+    return event
+
+
+_ATTRIBUTION = ("source", "channel", "referrer", "utm_source", "utm_medium", "utm_campaign")
+
+
+@pytest.mark.parametrize("batches", ["one", "two"])
+def test_a_sessions_attribution_comes_whole_from_its_landing_page_view(
+    event_store: EventStore, enricher: Enricher, batches: str
+) -> None:
+    # Visitor 1 lands directly, then opens a newsletter link; visitor 2 sends a heartbeat
+    # (an old tab) before landing from Google. Each column's first non-empty value mixed
+    # them: "Direct" with the newsletter's referrer and tags; "Direct" with Google's referrer.
+    mail = "https://mail.google.com/"
+    first = [
+        envelope(1, _from(0, "page_view", "/d1", None)),
+        envelope(2, _from(0, "heartbeat", "/old", None)),
+    ]
+    second = [
+        envelope(1, _from(1, "page_view", "/d2?utm_source=newsletter&utm_medium=email&utm_campaign=x",
+                          mail)),
+        envelope(2, _from(1, "page_view", "/from-google", "https://www.google.com/")),
+    ]  # fmt: skip
+    if batches == "one":
+        load(event_store, enricher, *first, *second)
+    else:
+        load(event_store, enricher, *first)
+        load(event_store, enricher, *second)
+    rows = {r["visitor_id"]: r for r in sessions(event_store)}
+    direct, google = rows[1], rows[2]
+    assert [direct[c] for c in _ATTRIBUTION] == ["Direct", "direct", None, None, None, None]
+    assert [google[c] for c in _ATTRIBUTION] == [
+        "Google", "search", "https://www.google.com/", None, None, None
+    ]  # fmt: skip
+    assert google["landing_page"] == "/from-google"
+    kept = sessions(event_store)
+    event_store.rebuild_sessions(SITE)
+    assert sessions(event_store) == kept
+
+
 def test_visitors_are_sessionized_independently(
     event_store: EventStore, enricher: Enricher
 ) -> None:

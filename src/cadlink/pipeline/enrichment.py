@@ -52,9 +52,10 @@ def _attribution(
     utm_term: str | None,
     utm_content: str | None,
 ) -> AttributionRow:
-    """UTM tags (sent, else read from the page URL), the traffic source they give, and the
-    page path of the URL."""
-    utm = utm_from_url(page_url) if utm_source is None else {}
+    """UTM tags (each as sent, else as the page URL has it), the traffic source they give,
+    and the page path of the URL."""
+    sent = (utm_source, utm_medium, utm_campaign, utm_term, utm_content)
+    utm = utm_from_url(page_url) if not all(sent) else {}
     source = utm_source or utm.get("utm_source")
     medium = utm_medium or utm.get("utm_medium")
     ref = classify(referrer, page_url, source, medium)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query
@@ -78,10 +79,15 @@ async def dropped(
     _: Principal = Depends(allow_analysts),
     svc: Services = Depends(services),
 ) -> dict[str, Any]:
-    """Events refused by the loader (bots and the like) per day and reason."""
+    """Events refused by the loader (bots and the like) per day and reason. The loader counts
+    them per UTC day (it knows no site's zone): the answer has every UTC day that overlaps
+    the site's days asked for."""
     site = await site_of(svc, site_id)
     period = params.period(start_date, end_date, site.timezone, max_days=None)
-    rows = await asyncio.to_thread(svc.events.dropped, site.public_id, period.start, period.end)
+    lo, hi = period.bounds()
+    first, last = lo.date(), (hi - timedelta(microseconds=1)).date()
+    rows = await asyncio.to_thread(svc.events.dropped, site.public_id, first, last)
     return ok(
-        [{"day": r["day"].isoformat(), "reason": r["reason"], "count": r["count"]} for r in rows]
+        [{"day": r["day"].isoformat(), "reason": r["reason"], "count": r["count"]} for r in rows],
+        {"days": "UTC", "startDate": first.isoformat(), "endDate": last.isoformat()},
     )

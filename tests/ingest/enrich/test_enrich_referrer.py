@@ -1,4 +1,5 @@
-"""Referrer classification: search, social, email, paid, internal, direct, and garbage."""
+"""Referrer classification: search, social, email, paid, referral, direct (navigation inside the
+site included), and garbage."""
 
 from __future__ import annotations
 
@@ -74,10 +75,20 @@ def test_no_usable_referrer_is_direct(referrer: str | None) -> None:
 
 @pytest.mark.parametrize(
     "referrer",
-    ["https://shop.example.com/cart", "https://www.shop.example.com/", "//shop.example.com/"],
+    [
+        "https://shop.example.com/cart",
+        "https://www.shop.example.com/",
+        "//shop.example.com/",
+        "https://example.com/",  # the site's parent domain
+        "https://checkout.shop.example.com/pay",  # a subdomain of the page's host
+    ],
 )
-def test_same_host_is_internal(referrer: str) -> None:
-    assert classify(referrer, PAGE, None, None) == ReferrerInfo(None, "Internal", "internal")
+def test_the_sites_own_pages_are_no_source_a_visit_starting_there_is_direct(
+    referrer: str,
+) -> None:
+    # The six channels of the issue: a session whose first page came from the site itself (a
+    # tab left open past the timeout) is direct, not a seventh "internal" channel.
+    assert classify(referrer, PAGE, None, None) == ReferrerInfo(None, "Direct", "direct")
 
 
 def test_other_subdomain_of_the_site_is_a_referral() -> None:
@@ -153,9 +164,9 @@ def test_fbclid_alone_is_not_paid() -> None:
     assert classify("https://l.facebook.com/", page, "facebook", "paid_social").channel == "paid"
 
 
-def test_internal_navigation_with_a_click_id_stays_internal() -> None:
+def test_internal_navigation_with_a_click_id_is_not_a_paid_visit() -> None:
     page = "https://shop.example.com/?gclid=abc"
-    assert classify("https://shop.example.com/", page, None, None).channel == "internal"
+    assert classify("https://shop.example.com/", page, None, None).channel == "direct"
 
 
 def test_data_file_names_its_source_and_licence() -> None:
@@ -166,6 +177,7 @@ def test_data_file_names_its_source_and_licence() -> None:
     hosts = {k: v for k, v in data.items() if not k.startswith("_")}
     assert len(hosts) > 2000
     assert {channel for _, channel in hosts.values()} <= CHANNELS
+    assert {"search", "social", "email", "paid", "referral", "direct"} == set(CHANNELS)
 
 
 urls = st.one_of(
@@ -193,5 +205,5 @@ def test_never_raises_and_channel_is_allowed(
     assert info.channel in CHANNELS
     assert info.source
     assert info.domain is None or (info.domain and not info.domain.startswith("www."))
-    if info.channel in {"direct", "internal"}:
+    if info.channel == "direct":
         assert info.domain is None

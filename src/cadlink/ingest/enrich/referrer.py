@@ -19,7 +19,7 @@ from cadlink.ingest.enrich.utm import MAX_UTM_LENGTH, query_params
 
 __all__ = ["CHANNELS", "ReferrerInfo", "classify"]
 
-CHANNELS: Final = frozenset({"direct", "search", "social", "email", "paid", "referral", "internal"})
+CHANNELS: Final = frozenset({"direct", "search", "social", "email", "paid", "referral"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,7 +32,6 @@ class ReferrerInfo:
 
 
 _DIRECT: Final = ReferrerInfo(None, "Direct", "direct")
-_INTERNAL: Final = ReferrerInfo(None, "Internal", "internal")
 
 # Ad platforms add these to landing URLs of paid clicks only. fbclid is missing on purpose:
 # Facebook adds it to every outbound link, so it says "paid" only with a paid utm_medium.
@@ -174,16 +173,18 @@ def classify(
     `utm_from_url(page_url)` found.
     """
     ref_host = _host(referrer) if referrer and referrer.strip() else None
-    internal = ref_host is not None and page_url is not None and ref_host == _host(page_url)
+    internal = ref_host is not None and page_url is not None and _same_site(ref_host, page_url)
     if internal:
-        ref_host = None  # navigation inside the site is not a new source
+        # Navigation inside the site is no source of its own: a visit that starts with it
+        # (a tab left open past the session timeout) is direct, as in Google Analytics.
+        ref_host = None
     params = query_params(page_url)
     paid_click = not _PAID_CLICK_IDS.isdisjoint(params)
     source, medium = _clean(utm_source), _clean(utm_medium)
     if source or medium:
         return _from_utm(source, medium, ref_host, paid_click)
     if internal:
-        return _INTERNAL
+        return _DIRECT  # a click id on an inner page is no new paid visit
     if ref_host is None:
         # Safari and in-app browsers often drop the referrer of an ad click; the id stays.
         return ReferrerInfo(None, _paid_source(params), "paid") if paid_click else _DIRECT
@@ -193,6 +194,19 @@ def classify(
     if known is None:
         return ReferrerInfo(ref_host, ref_host, "referral")
     return ReferrerInfo(ref_host, known[0], known[1])
+
+
+def _same_site(ref_host: str, page_url: str) -> bool:
+    """The referrer is the page's own host, or a parent or child of it (shop.example and
+    checkout.shop.example); sibling subdomains (blog. and shop.) stay referrals."""
+    page_host = _host(page_url)
+    if page_host is None:
+        return False
+    return (
+        ref_host == page_host
+        or page_host.endswith("." + ref_host)
+        or ref_host.endswith("." + page_host)
+    )
 
 
 def _paid_source(params: dict[str, str]) -> str:

@@ -34,6 +34,19 @@ WHERE sessions.site_id = a.site_id AND sessions.visitor_id = a.visitor_id
   AND sessions.ended_at >= a.lo AND sessions.started_at <= a.hi
 """
 
+# Where a session came from: all of it from one event, its first page view (the landing
+# page's), else its first event, NULLs included. Taking each column's first non-NULL value
+# mixed events: a session could say "Direct" with a referrer and UTM tags from a later page.
+ATTRIBUTION_COLUMNS = (
+    "referrer", "referrer_domain", "source", "channel",
+    "utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content",
+)  # fmt: skip
+# Page views first, then the rest, each in visit order (`seq` is below 2^40).
+_ATTRIBUTION_KEY = "seq + CASE WHEN event_type = 'page_view' THEN 0 ELSE 1099511627776 END"
+_ATTRIBUTION = ",\n       ".join(
+    f"arg_min_null({c}, {_ATTRIBUTION_KEY}) AS {c}" for c in ATTRIBUTION_COLUMNS
+)
+
 # One row per session from events numbered into runs (`n`, one run per session of a visitor)
 # in their order (`seq`): every sessions column but the derived ones, plus `engaged`.
 _AGGREGATES = f"""
@@ -45,15 +58,7 @@ SELECT site_id, visitor_id, n,
        count(*) AS events,
        arg_min(page_path, seq) FILTER (WHERE event_type = 'page_view') AS landing_page,
        arg_max(page_path, seq) FILTER (WHERE event_type = 'page_view') AS exit_page,
-       arg_min(referrer, seq) AS referrer,
-       arg_min(referrer_domain, seq) AS referrer_domain,
-       arg_min(source, seq) AS source,
-       arg_min(channel, seq) AS channel,
-       arg_min(utm_source, seq) AS utm_source,
-       arg_min(utm_medium, seq) AS utm_medium,
-       arg_min(utm_campaign, seq) AS utm_campaign,
-       arg_min(utm_term, seq) AS utm_term,
-       arg_min(utm_content, seq) AS utm_content,
+       {{attribution}},
        arg_min(device_type, seq) AS device_type,
        arg_min(browser, seq) AS browser,
        arg_min(os, seq) AS os,
@@ -69,12 +74,13 @@ SELECT site_id, visitor_id, n,
        arg_max(event_id, seq) AS last_event_id
 FROM {{numbered}}
 GROUP BY site_id, visitor_id, n
-"""
+""".replace("{attribution}", _ATTRIBUTION)
 
 # What a merge with a stored session changes (`FAST_SQL`): its end and what follows from
 # it, its counts, its exit page and user on every merge; its first values (landing page,
-# referrer, UTM, device, place...) only where the stored part had none and the new run has
-# one (`widen`). `started_at`, and with it `session_key`, stay the stored part's.
+# device, place...) only where the stored part had none and the new run has one, and its
+# attribution only where the stored part had no page view and the new run has (`widen`).
+# `started_at`, and with it `session_key`, stay the stored part's.
 MERGED_COLUMNS = (
     "user_id", "ended_at", "duration_s", "page_views", "events", "exit_page", "is_bounce",
     "converted", "revenue", "last_event_id",
@@ -232,15 +238,15 @@ WITH grouped AS (
            r.events + coalesce(p.events, 0) AS events,
            coalesce(p.landing_page, r.landing_page) AS landing_page,
            coalesce(r.exit_page, p.exit_page) AS exit_page,
-           coalesce(p.referrer, r.referrer) AS referrer,
-           coalesce(p.referrer_domain, r.referrer_domain) AS referrer_domain,
-           coalesce(p.source, r.source) AS source,
-           coalesce(p.channel, r.channel) AS channel,
-           coalesce(p.utm_source, r.utm_source) AS utm_source,
-           coalesce(p.utm_medium, r.utm_medium) AS utm_medium,
-           coalesce(p.utm_campaign, r.utm_campaign) AS utm_campaign,
-           coalesce(p.utm_term, r.utm_term) AS utm_term,
-           coalesce(p.utm_content, r.utm_content) AS utm_content,
+           {ATTR:referrer} AS referrer,
+           {ATTR:referrer_domain} AS referrer_domain,
+           {ATTR:source} AS source,
+           {ATTR:channel} AS channel,
+           {ATTR:utm_source} AS utm_source,
+           {ATTR:utm_medium} AS utm_medium,
+           {ATTR:utm_campaign} AS utm_campaign,
+           {ATTR:utm_term} AS utm_term,
+           {ATTR:utm_content} AS utm_content,
            coalesce(p.device_type, r.device_type) AS device_type,
            coalesce(p.browser, r.browser) AS browser,
            coalesce(p.os, r.os) AS os,
@@ -265,9 +271,19 @@ WITH grouped AS (
 ).replace(
     "{WIDEN}",
     "p.session_key IS NOT NULL AND ("
-    + " OR ".join(f"(p.{c} IS NULL AND r.{c} IS NOT NULL)" for c in FIRST_COLUMNS)
-    + ")",
+    + " OR ".join(
+        f"(p.{c} IS NULL AND r.{c} IS NOT NULL)"
+        for c in FIRST_COLUMNS
+        if c not in ATTRIBUTION_COLUMNS
+    )
+    + " OR (p.page_views = 0 AND r.page_views > 0))",
 )
+for _c in ATTRIBUTION_COLUMNS:  # the stored part's, unless only the new run has a page view
+    FAST_SQL = FAST_SQL.replace(
+        "{ATTR:" + _c + "}",
+        f"CASE WHEN p.session_key IS NULL OR (p.page_views = 0 AND r.page_views > 0) "
+        f"THEN r.{_c} ELSE p.{_c} END",
+    )
 
 
 # A merged session is updated in place, not deleted and inserted again: DuckDB logs and

@@ -14,7 +14,7 @@ planner prune partitions) and `bounce_ms`.
 from __future__ import annotations
 
 from cadlink.events import CONVERSION_EVENT_TYPES, ENGAGEMENT_EVENT_TYPES
-from cadlink.store.events.duckdb_sessions import BOUNCE_MAX_MS
+from cadlink.store.events.duckdb_sessions import ATTRIBUTION_COLUMNS, BOUNCE_MAX_MS
 
 __all__ = ["AFFECTED_SQL", "BOUNCE_MAX_MS", "BOUNDS_SQL", "DELETE_SQL", "INSERT_SQL"]
 
@@ -41,17 +41,19 @@ def _first(column: str, *, where: str = "", last: bool = False) -> str:
     return f"substr({agg}({keyed}){condition}, {_SEQ_DIGITS + 1})"
 
 
+def _attributed(column: str) -> str:
+    """The value of `column` (NULL included) at the session's attribution event: its first
+    page view, else its first event (`duckdb_sessions.ATTRIBUTION_COLUMNS`). As `_first`,
+    keyed by position, with a marker that keeps NULL ('-') apart from a value ('+…')."""
+    later = f"CASE WHEN event_type = 'page_view' THEN 0 ELSE {_LATER} END"
+    key = f"lpad((seq + {later})::text, 14, '0')"
+    picked = f"substr(min(({key} || coalesce('+' || {column}, '-')) COLLATE \"C\"), 15)"
+    return f"CASE WHEN left({picked}, 1) = '+' THEN substr({picked}, 2) END"
+
+
 _SEQ_DIGITS = 12
-_ATTRIBUTION = (
-    "referrer",
-    "referrer_domain",
-    "source",
-    "channel",
-    "utm_source",
-    "utm_medium",
-    "utm_campaign",
-    "utm_term",
-    "utm_content",
+_LATER = 1 << 40  # other events after every page view (`seq` stays below)
+_FIRST_KNOWN = (  # the first value known in the visit (NULLs skipped)
     "device_type",
     "browser",
     "os",
@@ -93,7 +95,10 @@ _SESSION_COLUMNS = """
     revenue
 """
 
-_attribution = ",\n           ".join(f"{_first(c)} AS {c}" for c in _ATTRIBUTION)
+_attribution = ",\n           ".join(
+    [f"{_attributed(c)} AS {c}" for c in ATTRIBUTION_COLUMNS]
+    + [f"{_first(c)} AS {c}" for c in _FIRST_KNOWN]
+)
 
 INSERT_SQL = f"""
 INSERT INTO sessions ({_SESSION_COLUMNS})

@@ -5,7 +5,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 NPM_STAMP := node_modules/.installed
-export CADLINK_DATA_DIR ?= ./cadlink-data
+# No CADLINK_* defaults here: an exported one would override .env (the environment wins), and
+# `cadlink` already defaults CADLINK_DATA_DIR to ./cadlink-data.
 
 .PHONY: run test build install lint typecheck contracts bench clean services browser geoip screenshots
 
@@ -28,7 +29,7 @@ build: $(STAMP) $(NPM_STAMP)
 
 run: build geoip
 	$(BIN)/cadlink init --ensure-admin admin@cadlink.local --demo
-	@echo "Open http://127.0.0.1:8000 — credentials above (also in $(CADLINK_DATA_DIR)/initial-admin-password)"
+	@echo "Open http://127.0.0.1:8000 — credentials above (also in initial-admin-password in the data dir above)"
 	$(BIN)/cadlink serve --host 127.0.0.1 --port 8000
 
 # Local PostgreSQL/Redis and Debian's Chromium are needed by the test suite; Debian's

@@ -13,11 +13,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
+from pydantic import ValidationError
 
 from cadlink.cli_backup import backup, restore
 from cadlink.cli_export import export
 from cadlink.cli_gdpr import gdpr
-from cadlink.config import Settings, unknown_settings
+from cadlink.config import Settings, settings_errors, unknown_settings
 from cadlink.heap import map_large_buffers, release_free_memory
 
 if TYPE_CHECKING:
@@ -33,7 +34,10 @@ def _settings() -> Settings:
         click.echo(f"warning: {name} is not a setting and is ignored", err=True)
     try:
         return Settings()
-    except ValueError as e:
+    except ValidationError as e:
+        # One line per bad setting, naming it and never echoing its value (maybe a secret).
+        raise click.ClickException("\n".join(settings_errors(e))) from None
+    except ValueError as e:  # pydantic-settings' own: names the setting and its source
         raise click.ClickException(str(e)) from None
 
 
@@ -41,7 +45,20 @@ def _emit(as_json: bool, data: Any, text: str) -> None:
     click.echo(json.dumps(data, default=str) if as_json else text)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Main(click.Group):
+    """The `cadlink` group: an error the metadata store raises on purpose (a value it refused,
+    a database or data dir it cannot open), from any command, is one line and exit status 1."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        from cadlink.store.meta.errors import MetaStoreError
+
+        try:
+            return super().invoke(ctx)
+        except MetaStoreError as e:
+            raise click.ClickException(str(e)) from None
+
+
+@click.group(cls=_Main, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="cadlink")
 def main() -> None:
     """CADLINK Analytics: self-hosted, privacy-first analytics for shops and content sites.
@@ -53,7 +70,12 @@ def main() -> None:
 
 @main.command()
 @click.option("--host", default=None, help="Address to bind (default: CADLINK_HOST, 127.0.0.1).")
-@click.option("--port", default=None, type=int, help="Port (default: CADLINK_PORT, 8000).")
+@click.option(
+    "--port",
+    default=None,
+    type=click.IntRange(1, 65535),
+    help="Port (default: CADLINK_PORT, 8000).",
+)
 def serve(host: str | None, port: int | None) -> None:
     """Serve the API, the collect endpoint and the dashboard; runs the loader (in a store
     process of its own unless CADLINK_STORE_PROCESS=false)."""
@@ -89,7 +111,7 @@ def serve(host: str | None, port: int | None) -> None:
     uvicorn.run(
         app,
         host=host or settings.host,
-        port=port or settings.port,
+        port=port if port is not None else settings.port,
         access_log=False,  # it would log client IPs; we count requests in /metrics instead
         log_config=None,
         server_header=False,
@@ -103,7 +125,10 @@ def serve(host: str | None, port: int | None) -> None:
 
 @main.command()
 @click.option(
-    "--metrics-port", type=int, default=None, help="Serve Prometheus metrics on this port."
+    "--metrics-port",
+    type=click.IntRange(1, 65535),
+    default=None,
+    help="Serve Prometheus metrics on this port.",
 )
 @click.option(
     "--metrics-host", default="127.0.0.1", show_default=True, help="Address for --metrics-port."
@@ -145,7 +170,13 @@ def worker(metrics_port: int | None, metrics_host: str, as_json: bool) -> None:
             err=True,
         )
     meta = build_meta(settings)
-    events = build_events(settings)
+    try:
+        events = build_events(settings)
+    except Exception as e:  # the driver's own (psycopg, clickhouse-connect): any of its errors
+        where = _redacted(settings.events_url)
+        raise click.ClickException(
+            f"cannot open the event store ({where}): {_first_line(e, settings.events_url)}"
+        ) from None
     loader = build_loader(settings, events, Backlog(), identity_recorder(meta))
     try:
         loader.run_once()  # reaches the queue now, so that a wrong URL fails here, clearly
@@ -200,6 +231,16 @@ def _redacted(url: str) -> str:
     return url.replace(f":{password}@", ":***@", 1) if password else url
 
 
+def _first_line(error: Exception, url: str) -> str:
+    """The first line of `error`'s message (a driver's may run on with hints), without the
+    password of `url` should the driver have quoted it."""
+    from urllib.parse import urlsplit
+
+    text = (str(error).strip().splitlines() or [type(error).__name__])[0]
+    password = urlsplit(url).password
+    return text.replace(password, "***") if password else text
+
+
 def _admin_password_file(settings: Settings) -> Path:
     return settings.data_dir / "initial-admin-password"
 
@@ -213,29 +254,21 @@ def _admin_password_file(settings: Settings) -> Path:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def init(admin_email: str | None, admin_password: str | None, demo: bool, as_json: bool) -> None:
     """Create the data dir and databases (idempotent); optionally an admin and a demo site."""
-    from cadlink.services import build_auth, build_events, build_meta
+    from cadlink.cli_common import open_events
+    from cadlink.services import build_meta
+    from cadlink.store.events.remote import RemoteEventStore
 
     settings = _settings()
     meta = build_meta(settings)
     out: dict[str, Any] = {"dataDir": str(settings.data_dir.resolve())}
     lines = [f"data dir: {out['dataDir']}"]
-    if admin_email:
-        auth = build_auth(settings, meta)
-        pw_file = _admin_password_file(settings)
-        password = admin_password or (
-            pw_file.read_text().strip() if pw_file.exists() else secrets.token_urlsafe(12)
-        )
-        created = auth.ensure_admin(admin_email, password)
-        if created and not admin_password:
-            pw_file.write_text(password + "\n")
-            pw_file.chmod(0o600)
+    if admin_email:  # a refused email or password: one line, from `_Main`
+        created, line = _ensure_admin(settings, meta, admin_email, admin_password)
         out["admin"] = {"email": admin_email, "created": created}
-        if created or pw_file.exists():
-            shown = password if (created or not admin_password) else "(as given)"
-            lines.append(f"log in as {admin_email} with password {shown}")
-        else:
-            lines.append(f"admin {admin_email} exists")
-    events = build_events(settings)
+        lines.append(line)
+    # Beside a running `cadlink serve`, its store process answers (the store exists); the
+    # demo's load, a write, then needs the server stopped.
+    events = open_events(settings, "stop it, then run `cadlink init` again", through_server=True)
     try:
         if demo:
             site = next((s for s in meta.list_sites() if s.domain == "demo-shop.example"), None)
@@ -244,11 +277,44 @@ def init(admin_email: str | None, admin_password: str | None, demo: bool, as_jso
             out["demoSite"] = site.public_id
             lines.append(f"demo site: {site.public_id} (demo-shop.example)")
             if events.count_events(site.public_id) == 0:
+                if isinstance(events, RemoteEventStore):
+                    raise click.ClickException(
+                        f"the event store {settings.events_url} is in use by `cadlink serve` "
+                        "(DuckDB allows one process): stop it to load the demo history, then "
+                        "run `cadlink init --demo` again"
+                    )
                 n = _load_demo(settings, meta, events, site, 30, 60_000, not as_json)
                 lines.append(f"generated {n} demo events over 30 days")
     finally:
         events.close()
     _emit(as_json, out, "\n".join(lines))
+
+
+def _ensure_admin(
+    settings: Settings, meta: MetaStore, email: str, given: str | None
+) -> tuple[bool, str]:
+    """Create the ADMIN `email` unless the account exists: whether it was created, and the
+    line to print. A password is shown only when it is the account's own: the one set here,
+    or the saved initial password when the account still has it (the file holds the first
+    admin's, which a later `--ensure-admin` of another account must not reveal)."""
+    from cadlink.auth.passwords import PasswordHasher
+    from cadlink.services import build_auth
+
+    pw_file = _admin_password_file(settings)
+    saved = pw_file.read_text().strip() if pw_file.exists() else None
+    password = given or saved or secrets.token_urlsafe(12)
+    created = build_auth(settings, meta).ensure_admin(email, password)
+    if created:
+        if not given:
+            pw_file.write_text(password + "\n")
+            pw_file.chmod(0o600)
+        return True, f"log in as {email} with password {password}"
+    creds = meta.get_user_credentials(email)
+    if not given and saved and creds and PasswordHasher().verify(creds.password_hash, saved):
+        return False, f"log in as {email} with password {saved}"
+    role = creds.user.role if creds else "account"
+    kept = " (--admin-password applies to a new account only)" if given else ""
+    return False, f"{email} exists ({role}) and keeps its password{kept}"
 
 
 @main.group()

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import parse_qs, urlsplit
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_SECRET_KEY = "insecure-development-key-change-me"  # noqa: S105 - refused in production
@@ -54,7 +54,9 @@ class Settings(BaseSettings):
         description="Comma-separated peers whose `X-Forwarded-For` header is believed.",
     )
     host: str = Field("127.0.0.1", description="Address `cadlink serve` binds to.")
-    port: int = Field(8000, description="Port `cadlink serve` listens on.")
+    port: int = Field(
+        8000, ge=1, le=65535, description="Port `cadlink serve` listens on (1-65535)."
+    )
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         "info", description="Level of the structured JSON log."
     )
@@ -231,3 +233,16 @@ def unknown_settings(environ: Mapping[str, str]) -> list[str]:
         close = difflib.get_close_matches(key[8:], fields, n=1, cutoff=0.8)
         found.append(f"{key} (did you mean CADLINK_{close[0]}?)" if close else key)
     return found
+
+
+def settings_errors(error: ValidationError) -> list[str]:
+    """One line per bad setting, `CADLINK_NAME: what is wrong`. Never the value given: it may
+    be a secret (a key, a password inside a URL), and pydantic's own text quotes it."""
+    lines = []
+    for item in error.errors(include_url=False, include_input=False):
+        message = str(item["msg"]).removeprefix("Value error, ")
+        loc = item["loc"]
+        env = f"CADLINK_{str(loc[0]).upper()}" if loc else ""
+        # Our validators' messages already begin with the name (or, from the model, name it).
+        lines.append(f"{env}: {message}" if env and not message.startswith(env) else message)
+    return lines

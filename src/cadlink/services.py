@@ -44,10 +44,19 @@ log = logging.getLogger(__name__)
 
 
 def build_meta(settings: Settings) -> MetaStore:
-    from cadlink.store.meta.db import make_engine, migrate
+    """The metadata store, migrated, after creating the data dir; `DatabaseUnavailable`, a
+    one-line reason, when either cannot be created or opened."""
+    from cadlink.store.meta.db import DatabaseUnavailable, make_engine, migrate
     from cadlink.store.meta.repository import MetaStore
 
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        # FileExistsError (a file has its name) and NotADirectoryError say it vaguely.
+        reason = "it is a file" if settings.data_dir.is_file() else e.strerror
+        raise DatabaseUnavailable(
+            f"cannot use {settings.data_dir} as the data dir (CADLINK_DATA_DIR): {reason}"
+        ) from e
     engine = make_engine(settings.database_url)
     migrate(engine)
     return MetaStore(engine)

@@ -181,3 +181,28 @@ def test_a_queue_url_that_cannot_work_stops_the_command(
     out = subprocess.run([CADLINK, "worker"], env=env, capture_output=True, text=True)
     assert out.returncode != 0
     assert "CADLINK_QUEUE_URL" in out.stderr and says in out.stderr
+
+
+def test_init_shows_only_a_password_it_set_for_that_account(tmp_path: Path) -> None:
+    env = base_env(tmp_path / "d")
+
+    def init(*args: str) -> str:
+        out = subprocess.run(
+            [CADLINK, "init", *args], env=env, capture_output=True, text=True, check=True
+        )
+        return out.stdout
+
+    first = init("--ensure-admin", "admin@cadlink.local")
+    saved = (tmp_path / "d" / "initial-admin-password").read_text().strip()
+    assert f"log in as admin@cadlink.local with password {saved}" in first
+    assert f"with password {saved}" in init("--ensure-admin", "admin@cadlink.local")  # its own
+    cli(env, "users", "create", "--email", "ops@x.example", "--password", "ops-own-password",
+        "--role", "ADMIN")  # fmt: skip
+    # The saved password is the first admin's: never shown as another account's.
+    for args in ([], ["--admin-password", "other-password"]):
+        out = init("--ensure-admin", "ops@x.example", *args)
+        assert "log in" not in out and saved not in out
+        assert "ops@x.example exists (ADMIN) and keeps its password" in out
+    given = init("--ensure-admin", "new@x.example", "--admin-password", "given-password")
+    assert "log in as new@x.example with password given-password" in given
+    assert (tmp_path / "d" / "initial-admin-password").read_text().strip() == saved

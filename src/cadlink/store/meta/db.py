@@ -9,7 +9,10 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, Engine, create_engine, event, inspect, make_url, text
 from sqlalchemy.engine import URL
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
+
+from cadlink.store.meta.errors import MetaStoreError
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -25,6 +28,11 @@ _PG_MIGRATE_LOCK = 0x0CAD_11AC
 # database already there is not upgraded, so a starting server need not import Alembic, which
 # costs 10 MB of memory for as long as the process runs.
 HEAD_REVISION = "0002"
+
+
+class DatabaseUnavailable(MetaStoreError):
+    """The metadata database cannot be opened or written (a directory that is a file or not
+    writable, a server that does not answer); the message names it, without its password."""
 
 
 def normalize_url(url: str) -> URL:
@@ -49,7 +57,14 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     database = parsed.database or ""
     in_memory = database in ("", ":memory:") or "mode=memory" in str(parsed)
     if not in_memory and not database.startswith("file:"):
-        Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        folder = Path(database).expanduser().parent
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            reason = "it is a file" if folder.is_file() else e.strerror
+            raise DatabaseUnavailable(
+                f"cannot create {folder}, the metadata database's directory: {reason}"
+            ) from e
     kwargs.setdefault("connect_args", {}).setdefault("timeout", SQLITE_BUSY_TIMEOUT_MS / 1000)
     engine = create_engine(parsed, **kwargs)
     _configure_sqlite(engine, wal=not in_memory)
@@ -119,9 +134,19 @@ def migrate(engine: Engine, revision: str = "head") -> None:
     Idempotent, and safe when several processes call it at once: the whole upgrade runs in
     one transaction holding a lock (an advisory lock on PostgreSQL, `BEGIN IMMEDIATE` on
     SQLite), so a second caller waits and then finds nothing to do. A database already at
-    `HEAD_REVISION` is left alone without loading Alembic.
+    `HEAD_REVISION` is left alone without loading Alembic. Raises `DatabaseUnavailable` when
+    the database cannot be opened (the first thing every command does with it).
     """
-    if revision in ("head", HEAD_REVISION) and current_revision(engine) == HEAD_REVISION:
+    try:
+        at = current_revision(engine)
+    except (OperationalError, sqlite3.OperationalError) as e:
+        # The driver's first line says why ("unable to open database file", "attempt to
+        # write a readonly database" from the switch to WAL, "connection refused"); the rest
+        # is hints. Only here: an error of the migration itself keeps its traceback.
+        reason = str(getattr(e, "orig", None) or e).strip().splitlines() or ["unknown error"]
+        where = engine.url.render_as_string(hide_password=True)
+        raise DatabaseUnavailable(f"cannot open the metadata database {where}: {reason[0]}") from e
+    if revision in ("head", HEAD_REVISION) and at == HEAD_REVISION:
         return
     with engine.connect() as conn:
         if conn.dialect.name == "sqlite":

@@ -365,11 +365,14 @@ class Services:
 
         A salt's age counts from the start of its UTC day, so with 48 h retention yesterday's
         salt is gone by the end of today and nothing can link a visitor across days after it.
+        Then, as the same periodic clean-up, delete failed logins older than the login
+        throttle's window and refresh tokens past their expiry (`AuthService.prune`).
         """
         retention = timedelta(hours=self.settings.salt_retention_hours)
         # delete_salts_older_than removes days that *ended* by the cutoff.
         self.meta.delete_salts_older_than(now - retention + timedelta(days=1))
         self.salts.replace(self.meta.ensure_salts(now.date()))
+        self.auth.prune(now)
 
     async def _refresh_loop(self) -> None:
         import asyncio

@@ -128,8 +128,14 @@ def test_throttle_after_ten_failures(auth: AuthService, analyst_id: int, clock: 
         clock.advance(seconds=30)
     with pytest.raises(TooManyAttempts) as excinfo:
         auth.login("ana@shop.example", PASSWORD)  # even the right password
-    assert excinfo.value.retry_after == 900
-    clock.advance(minutes=11)  # the oldest failures leave the 15-minute window
+    # The real time left: the first failure (300 s ago) leaves the 15-minute window in 600 s.
+    assert excinfo.value.retry_after == 600
+    assert "600 seconds" in str(excinfo.value)
+    clock.advance(seconds=599)
+    with pytest.raises(TooManyAttempts) as excinfo:
+        auth.login("ana@shop.example", PASSWORD)
+    assert excinfo.value.retry_after == 1
+    clock.advance(seconds=1)  # the oldest failure leaves the window
     assert auth.login("ana@shop.example", PASSWORD).access_token
 
 

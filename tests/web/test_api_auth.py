@@ -2,15 +2,26 @@
 
 from __future__ import annotations
 
-import pytest
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
-from cadlink_fixtures import ADMIN_EMAIL, ADMIN_PASSWORD, Running
+import pytest
+from httpx import Response
+from sqlalchemy import select
+from starlette.testclient import TestClient
+
+from cadlink.store.meta.models import LoginFailure
+from cadlink.web.routes_dashboard import PAGES
+from cadlink_fixtures import ADMIN_EMAIL, ADMIN_PASSWORD, Running, make_settings, start_app
 
 PUBLIC = {
     "/api/health", "/api/health/db", "/api/health/queue", "/metrics", "/t.js", "/",
     "/openapi.json", "/docs", "/docs/oauth2-redirect", "/api/v1/auth/login", "/api/v1/auth/refresh",
     "/api/v1/auth/logout",
     "/api/v1/collect", "/api/v1/collect/batch",
+    # The dashboard's pages (one static shell, no data: it signs in through the API) and assets.
+    *PAGES, "/assets/{name}",
 }  # fmt: skip
 
 
@@ -156,3 +167,68 @@ def test_admins_update_sites_and_collect_sees_it_at_once(running: Running) -> No
     )
     viewer = {"Authorization": "Bearer " + login.json()["data"]["accessToken"]}
     assert running.client.patch(url, json={"name": "x"}, headers=viewer).status_code == 403
+
+
+def _login(running: Running, password: str, via: str, email: str = ADMIN_EMAIL) -> Response:
+    return running.client.post(
+        "/api/v1/auth/login",
+        json={"email": email, "password": password},
+        headers={"X-Forwarded-For": via},
+    )
+
+
+@pytest.fixture
+def behind_proxy(tmp_path: Path) -> Iterator[Running]:
+    """The app behind a proxy it trusts: the test client's address, 203.0.113.77."""
+    yield from start_app(make_settings(tmp_path / "data", trusted_proxies="203.0.113.77"))
+
+
+def test_guesses_lock_out_their_own_network_only_and_429_says_when(
+    behind_proxy: Running,
+) -> None:
+    attacker, owner = "198.51.100.7", "192.0.2.10"
+    for _ in range(10):
+        assert _login(behind_proxy, "wrong password", attacker).status_code == 401
+    locked = _login(behind_proxy, ADMIN_PASSWORD, attacker)
+    assert locked.status_code == 429
+    assert locked.json()["error"]["code"] == "too_many_attempts"
+    retry = int(locked.headers["Retry-After"])
+    assert 890 <= retry <= 900  # the real time left, not always the whole window
+    assert f"try again in {retry} seconds" in locked.json()["error"]["message"]
+    # The owner, elsewhere, logs in (the address is the proxy's client, not the proxy).
+    assert _login(behind_proxy, ADMIN_PASSWORD, owner).status_code == 200
+    # Not from a trusted proxy the header is not believed: the socket peer is the client.
+    # (No `with`: the app's lifespan is the fixture's client's.)
+    direct = TestClient(behind_proxy.client.app, client=("198.51.100.99", 1))
+    r = direct.post(
+        "/api/v1/auth/login",
+        json={"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD},
+        headers={"X-Forwarded-For": attacker},
+    )
+    assert r.status_code == 200
+
+
+def test_one_client_cannot_flood_logins_across_emails(behind_proxy: Running) -> None:
+    flood = [_login(behind_proxy, "guess", "198.51.100.8", f"u{i}@x.example") for i in range(20)]
+    assert [r.status_code for r in flood[:15]] == [401] * 15  # the burst: 15 at once
+    refused = [r for r in flood if r.status_code == 429]
+    assert refused, [r.status_code for r in flood]
+    assert 1 <= int(refused[0].headers["Retry-After"]) <= 4  # 15 a minute: one per 4 s
+    assert _login(behind_proxy, ADMIN_PASSWORD, "192.0.2.10").status_code == 200
+
+
+def test_salt_rotation_prunes_failed_logins_and_expired_tokens(running: Running) -> None:
+    for email in (ADMIN_EMAIL, "mistyped@shop.exampel"):
+        r = running.client.post("/api/v1/auth/login", json={"email": email, "password": "nope"})
+        assert r.status_code == 401
+    meta = running.services.meta
+    user = meta.get_user_by_email(ADMIN_EMAIL)
+    assert user is not None
+    later = datetime.now(UTC) + timedelta(minutes=16)  # past the 15-minute lockout window
+    meta.store_refresh_token(user.id, "a" * 64, later - timedelta(seconds=1))  # expired by then
+    meta.store_refresh_token(user.id, "b" * 64, later + timedelta(days=1))
+    running.services.rotate_salts(later)  # what the background loop runs every few seconds
+    with meta.engine.connect() as conn:
+        assert conn.execute(select(LoginFailure.id)).all() == []
+    assert meta.get_refresh_token("a" * 64) is None
+    assert meta.get_refresh_token("b" * 64) is not None

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
+from typing import Any
+
+import duckdb
+import pytest
 
 from cadlink_fixtures import Running
 
@@ -124,11 +129,33 @@ def test_sessions_listing(running: Running) -> None:
 
 def test_health_endpoints(running: Running) -> None:
     assert running.client.get("/api/health").json()["data"]["status"] == "ok"
-    db = running.client.get("/api/health/db").json()["data"]
+    r = running.client.get("/api/health/db")
+    db = r.json()["data"]
     assert db["events"]["engine"] == "duckdb"
+    # A public probe: no file path (nor any of the data dir's layout) in the answer.
+    assert "path" not in db["events"] and "path" not in db["metadata"]
+    assert str(running.settings.data_dir) not in r.text, r.text
     q = running.client.get("/api/health/queue").json()["data"]
     assert q["kind"] == "spool"
     assert q["backlogBytes"] >= 0
+
+
+def test_health_db_error_is_generic_and_logged(
+    running: Running, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    secret_path = f"{running.settings.data_dir}/events.duckdb"
+
+    def unreachable() -> dict[str, Any]:  # what DuckDB says when another process holds it
+        raise duckdb.IOException(f'Could not set lock on file "{secret_path}": Conflicting lock')
+
+    monkeypatch.setattr(running.services.events, "ping", unreachable)
+    with caplog.at_level(logging.ERROR, logger="cadlink.web.routes_health"):
+        r = running.client.get("/api/health/db")
+    assert r.status_code == 503
+    assert r.json()["error"]["code"] == "database_unavailable"
+    assert secret_path not in r.text and "lock" not in r.text.lower()
+    # The detail is in the server's log, for the operator.
+    assert any(secret_path in str(rec.exc_info[1]) for rec in caplog.records if rec.exc_info)
 
 
 def test_metrics_in_prometheus_format(running: Running) -> None:
@@ -155,6 +182,17 @@ def test_metrics_in_prometheus_format(running: Running) -> None:
     assert 'cadlink_store_memory_bytes{use="in_memory_table"}' in text
 
 
+def _served_paths(routes: list[Any]) -> set[str]:
+    """The paths of `routes`, included routers walked into (their routes' paths are whole)."""
+    paths: set[str] = set()
+    for route in routes:
+        if hasattr(route, "original_router"):  # an included router (FastAPI 0.16x)
+            paths |= _served_paths(route.original_router.routes)
+        elif hasattr(route, "path"):
+            paths.add(route.path)
+    return paths
+
+
 def test_openapi_covers_every_route(running: Running) -> None:
     paths = running.client.get("/openapi.json").json()["paths"]
     routes = {
@@ -164,7 +202,15 @@ def test_openapi_covers_every_route(running: Running) -> None:
         "/api/v1/analytics/sessions", "/api/v1/analytics/dropped",
     }  # fmt: skip
     assert routes <= set(paths), routes - set(paths)
+    # Every route the app serves is in the document (the dashboard's pages and assets too),
+    # less FastAPI's own pages for the document.
+    served = _served_paths(running.client.app.api.routes)  # type: ignore[attr-defined]
+    own = {"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
+    assert served - own <= set(paths), (served - own) - set(paths)
+    assert {"/", "/login", "/crm", "/assets/{name}"} <= set(paths)
     for path in paths:  # and every documented path answers something other than 404
+        if "{name}" in path:
+            continue  # an asset's name: a 404 for one that does not exist is right
         url = path.replace("{site_id}", running.site_id)
         method = next(iter(paths[path])).upper()
         assert running.client.request(method, url).status_code != 404, path

@@ -15,7 +15,8 @@ class InvalidCredentials(AuthError):
 
 
 class TooManyAttempts(AuthError):
-    """Too many failed logins for this email recently; `retry_after` is in seconds."""
+    """Too many failed logins for this email from this network, or too many attempts from
+    this network; `retry_after` is in seconds."""
 
     def __init__(self, retry_after: int) -> None:
         super().__init__(f"too many failed logins; try again in {retry_after} seconds")

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import ipaddress
+import math
 import re
 import secrets
+import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
@@ -18,6 +23,7 @@ from cadlink.auth.tokens import (
     issue_access_token,
     new_refresh_token,
 )
+from cadlink.ingest.ratelimit import RateLimiter
 from cadlink.store.meta import AlreadyExists, InvalidInput, MetaStore, UserRecord
 from cadlink.store.meta.records import RefreshTokenRecord
 from cadlink.store.meta.validation import normalize_email
@@ -32,6 +38,7 @@ from cadlink.store.meta.validation import normalize_email
 ROTATION_LEEWAY = timedelta(seconds=30)
 _MAX_CHAIN = 20  # rotations followed from a token used again (30 s hold a handful at most)
 _MAX_HONOURED = 3  # attempts when concurrent requests keep rotating the chain's live token
+PRUNE_EVERY = timedelta(minutes=1)
 MIN_PASSWORD_LENGTH = 8
 MAX_PASSWORD_LENGTH = 1024
 _EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s.]+(\.[^@\s.]+)+$")
@@ -41,11 +48,31 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def client_network(address: str) -> str:
+    """The network a login is throttled by: an IPv4 address itself, an IPv6 address's /64
+    (one host usually holds a whole /64, so its addresses are one client). Anything that is
+    not an address (a test client's name) is taken as it is."""
+    try:
+        ip = ipaddress.ip_address(address.strip())
+    except ValueError:
+        return address.strip()
+    if ip.version == 6:
+        return str(ipaddress.IPv6Network((int(ip) >> 64 << 64, 64)))
+    return str(ip)
+
+
 class AuthService:
     """Checks passwords, issues and rotates tokens, creates accounts.
 
-    Failed logins are recorded in the metadata store, so the throttle (by default 10 failures
-    per email within 15 minutes) holds across every `cadlink serve` process.
+    Two login throttles. Per account and client network: by default 10 failures within 15
+    minutes lock that email out for that network only, so guesses from elsewhere cannot lock
+    the owner out. They are recorded in the metadata store under a keyed hash of email and
+    network (never the email or address themselves), so the limit holds across every
+    `cadlink serve` process. Per client network across all emails: `client_per_minute`
+    attempts on average, `client_burst` at once, so one client cannot flood the server with
+    password hashing (the burst leaves room for an account's 10 failures and the right
+    password); counted in memory by each process (behind a load balancer spreading a client
+    over N servers, it may try N times as many).
     """
 
     def __init__(
@@ -58,6 +85,8 @@ class AuthService:
         *,
         max_failures: int = 10,
         failure_window: timedelta = timedelta(minutes=15),
+        client_per_minute: int = 15,
+        client_burst: int = 15,
         clock: Callable[[], datetime] = _utcnow,
     ) -> None:
         self._store = store
@@ -69,21 +98,32 @@ class AuthService:
         self._failure_window = failure_window
         self._clock = clock
         self._dummy_hash: str | None = None
+        self._pruned_at: datetime | None = None
+        self._clients = RateLimiter(client_per_minute, client_burst)
+        self._clients_lock = threading.Lock()  # logins run in worker threads
+        self._key_secret = hmac.new(
+            secret_key.encode(), b"cadlink login throttle", hashlib.sha256
+        ).digest()
 
-    def login(self, email: str, password: str, otp: str | None = None) -> TokenPair:
+    def login(
+        self, email: str, password: str, otp: str | None = None, *, client: str | None = None
+    ) -> TokenPair:
         """Returns a new token pair for a correct email and password.
 
         Raises `InvalidCredentials` (same message for an unknown email, a wrong password or a
         disabled account) or `TooManyAttempts`. An unknown email still costs one hash
-        verification, so timing does not tell which emails exist. `otp` is reserved for
-        two-factor logins and ignored until they exist.
+        verification, so timing does not tell which emails exist. `client` is the client's
+        address (None: a caller in this process, throttled per account only, as one
+        network). `otp` is reserved for two-factor logins and ignored until they exist.
         """
         del otp
         now = self._clock()
         email = normalize_email(email)
-        since = now - self._failure_window
-        if self._store.count_login_failures(email, since) >= self._max_failures:
-            raise TooManyAttempts(int(self._failure_window.total_seconds()))
+        network = "" if client is None else client_network(client)
+        if client is not None:
+            self._admit_client(network, now)
+        key = self._failure_key(email, network)
+        self._reserve_attempt(key, now)
         creds = self._store.get_user_credentials(email)
         if creds is None:
             self._hasher.verify(self._get_dummy_hash(), password)
@@ -91,13 +131,52 @@ class AuthService:
         else:
             ok = self._hasher.verify(creds.password_hash, password) and creds.user.is_active
         if creds is None or not ok:
-            self._store.record_login_failure(email, now)
-            raise InvalidCredentials()
-        self._store.clear_login_failures(email)
+            raise InvalidCredentials()  # the reserved attempt stays, as the failure
+        self._store.clear_login_failures(key)
         if self._hasher.needs_rehash(creds.password_hash):
             self._store.set_password(creds.user.id, self._hasher.hash(password))
         self._store.record_login(creds.user.id, now)
         return self._issue_pair(creds.user, now)
+
+    def _admit_client(self, network: str, now: datetime) -> None:
+        """Counts one login attempt of `network`; raises `TooManyAttempts` over its limit."""
+        with self._clients_lock:
+            wait = self._clients.allow(network, now.timestamp())
+        if wait:
+            raise TooManyAttempts(max(1, math.ceil(wait)))
+
+    def _failure_key(self, email: str, network: str) -> str:
+        """What failures of `email` from `network` are stored under: a keyed hash of both."""
+        message = f"{network}\n{email}".encode()
+        return hmac.new(self._key_secret, message, hashlib.sha256).hexdigest()
+
+    def _reserve_attempt(self, key: str, now: datetime) -> None:
+        """Records the attempt as a failure *before* the password check, then counts: of
+        concurrent attempts, only those that find at most `max_failures` recorded (their own
+        included) go on to the check, so the limit holds however many arrive at once. A
+        refused attempt's record is removed again; `TooManyAttempts` says when the oldest
+        failure that keeps the count at the limit leaves the window."""
+        attempt = self._store.record_login_failure(key, now)
+        # A failure counts until exactly `failure_window` after it: then `retry_after` is 0.
+        failures = self._store.login_failures_after(key, now - self._failure_window)
+        others = [at for id_, at in failures if id_ != attempt]
+        if len(others) < self._max_failures:
+            return
+        self._store.delete_login_failure(attempt)
+        freed_at = others[len(others) - self._max_failures] + self._failure_window
+        raise TooManyAttempts(max(1, math.ceil((freed_at - now).total_seconds())))
+
+    def prune(self, now: datetime) -> tuple[int, int]:
+        """Deletes failed logins older than the throttle's window and refresh tokens past
+        their expiry; returns how many of each. Runs at most once per `PRUNE_EVERY` (it is
+        called with every salt check, every few seconds); (0, 0) in between. The in-memory
+        client counts prune themselves."""
+        if self._pruned_at is not None and now - self._pruned_at < PRUNE_EVERY:
+            return 0, 0
+        self._pruned_at = now
+        failures = self._store.delete_login_failures_before(now - self._failure_window)
+        tokens = self._store.delete_expired_refresh_tokens(now)
+        return failures, tokens
 
     def refresh(self, refresh_token: str) -> TokenPair:
         """Exchanges a live refresh token for a new pair; the old refresh token is revoked.

@@ -5,14 +5,16 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
+from starlette.responses import JSONResponse
 
 from cadlink.auth.errors import InvalidCredentials, InvalidToken, TooManyAttempts
 from cadlink.auth.tokens import TokenPair
+from cadlink.ingest.client_ip import client_ip
 from cadlink.services import Services
 from cadlink.web.deps import services
-from cadlink.web.responses import ApiError, ok
+from cadlink.web.responses import ApiError, error_body, ok
 
 router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
 
@@ -36,13 +38,24 @@ def _tokens(pair: TokenPair) -> dict[str, Any]:
     }
 
 
-@router.post("/login")
-async def login(body: LoginBody, svc: Services = Depends(services)) -> dict[str, Any]:
+@router.post("/login", response_model=None)
+async def login(
+    body: LoginBody, request: Request, svc: Services = Depends(services)
+) -> dict[str, Any] | JSONResponse:
+    # The client as the collect endpoint sees it: `X-Forwarded-For` only from a trusted proxy.
+    peer = request.client.host if request.client else None
+    client = client_ip(peer, request.headers.get("x-forwarded-for"), svc.settings.trusted_proxy_set)
     try:
         # argon2 verification costs ~0.2 s of CPU: keep it off the event loop.
-        pair = await asyncio.to_thread(svc.auth.login, body.email, body.password, body.otp)
+        pair = await asyncio.to_thread(
+            svc.auth.login, body.email, body.password, body.otp, client=client
+        )
     except TooManyAttempts as e:
-        raise ApiError(429, "too_many_attempts", str(e)) from None
+        return JSONResponse(
+            error_body("too_many_attempts", str(e)),
+            429,
+            headers={"Retry-After": str(e.retry_after)},
+        )
     except InvalidCredentials as e:
         raise ApiError(401, "invalid_credentials", str(e)) from None
     return ok(_tokens(pair))

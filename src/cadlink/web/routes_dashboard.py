@@ -19,7 +19,7 @@ from starlette.responses import HTMLResponse, Response
 
 from cadlink.web.responses import ApiError
 
-router = APIRouter(tags=["dashboard"], include_in_schema=False)
+router = APIRouter(tags=["dashboard"])
 
 # Client-side routes: each serves the same page, which reads the path and query string.
 PAGES = (
@@ -113,7 +113,14 @@ async def index(request: Request) -> Response:
 
 
 for _path in PAGES:
-    router.add_api_route(_path, index, methods=["GET"], response_class=HTMLResponse)
+    router.add_api_route(
+        _path,
+        index,
+        methods=["GET"],
+        response_class=HTMLResponse,
+        summary=f"Dashboard page {_path}",
+        name=f"page_{_path.strip('/') or 'overview'}",
+    )
 
 
 @router.get("/assets/{name}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from typing import Any
 
@@ -14,6 +15,7 @@ from cadlink.services import Services, loads_here
 from cadlink.web.deps import services
 from cadlink.web.responses import error_body, ok
 
+log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/health", tags=["health"])
 
 
@@ -33,8 +35,13 @@ async def health_db(svc: Services = Depends(services)) -> dict[str, Any] | JSONR
     try:
         meta = await asyncio.to_thread(svc.meta.ping)
         events = await asyncio.to_thread(svc.events.ping)
-    except Exception as e:  # report, don't crash: this is what the endpoint is for
-        return JSONResponse(error_body("database_unavailable", str(e)), 503)
+    except Exception:  # report, don't crash: this is what the endpoint is for
+        # The probe is public: the driver's message (paths, hosts, SQL) goes to the log only.
+        log.exception("health check: a database did not answer")
+        return JSONResponse(
+            error_body("database_unavailable", "a database did not answer; see the server log"),
+            503,
+        )
     return ok({"status": "ok", "metadata": meta, "events": events})
 
 

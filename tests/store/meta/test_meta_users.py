@@ -137,3 +137,22 @@ def test_deleting_a_user_row_cascades_to_refresh_tokens(meta_store: MetaStore) -
     with meta_store.engine.begin() as conn:
         conn.execute(delete(User).where(User.id == user.id))
     assert meta_store.get_refresh_token("a" * 64) is None
+
+
+def test_login_failures_by_key_with_ids(meta_store: MetaStore) -> None:
+    now = datetime(2030, 1, 1, tzinfo=UTC)
+    key = "f" * 64  # what the auth service passes: a keyed hash, never an email or address
+    old = meta_store.record_login_failure(key, now - timedelta(minutes=15))
+    first = meta_store.record_login_failure(key, now - timedelta(minutes=5))
+    second = meta_store.record_login_failure(key, now)
+    meta_store.record_login_failure("e" * 64, now)
+    assert len({old, first, second}) == 3
+    window = now - timedelta(minutes=15)
+    # Strictly later than the window's start: a failure counts for exactly the window.
+    assert meta_store.login_failures_after(key, window) == [
+        (first, now - timedelta(minutes=5)),
+        (second, now),
+    ]
+    meta_store.delete_login_failure(second)
+    assert meta_store.login_failures_after(key, window) == [(first, now - timedelta(minutes=5))]
+    assert meta_store.count_login_failures("e" * 64, window) == 1

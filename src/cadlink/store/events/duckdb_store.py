@@ -470,7 +470,8 @@ class DuckDBEventStore(DuckDBFileUpkeep, DuckDBReads):
     def ping(self) -> dict[str, Any]:
         with self._reading() as cur:
             row = cur.execute("SELECT version()").fetchone()
-        return {"engine": "duckdb", "version": row[0] if row else None, "path": self.path}
+        # No file path: this answers the public health probe, which must not show the layout.
+        return {"engine": "duckdb", "version": row[0] if row else None}
 
     def close(self) -> None:
         with self._write_lock:

@@ -147,7 +147,9 @@ class RefreshToken(Base):
 
 
 class LoginFailure(Base):
-    """One failed login; counted per email to throttle guessing across all processes."""
+    """One failed login (or one being checked), counted to throttle guessing across all
+    processes. `email` holds a keyed hash of the email and the client's network
+    (auth/service.py), never the email or address themselves; the column keeps its name."""
 
     __tablename__ = "login_failures"
     __table_args__ = (Index("ix_login_failures_email_at", "email", "attempted_at"),)

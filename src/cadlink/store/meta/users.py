@@ -101,29 +101,49 @@ class UserQueries(StoreBase):
             if getattr(result, "rowcount", 0) == 0:
                 raise NotFound(f"no user with id {user_id}")
 
-    def record_login_failure(self, email: str, at: datetime) -> None:
-        """Logs one failed login for `email` (known or not)."""
-        failure = LoginFailure(email=normalize_email(email), attempted_at=to_utc(at, "at"))
+    # The failed-login log is keyed by a throttle key: the auth service passes a keyed hash
+    # of the email and the client's network (never the email or address themselves); any
+    # other string works too. Keys are compared after `normalize_email` (trim, lower case).
+
+    def record_login_failure(self, key: str, at: datetime) -> int:
+        """Logs one failed (or reserved, not yet checked) login under `key`; returns its id."""
+        failure = LoginFailure(email=normalize_email(key), attempted_at=to_utc(at, "at"))
         with self._write() as session:
             session.add(failure)
+            session.flush()
+            return int(failure.id)
 
-    def count_login_failures(self, email: str, since: datetime) -> int:
-        """Failed logins for `email` at or after `since`."""
+    def count_login_failures(self, key: str, since: datetime) -> int:
+        """Failed logins under `key` at or after `since`."""
         stmt = (
             select(func.count())
             .select_from(LoginFailure)
-            .where(LoginFailure.email == normalize_email(email))
+            .where(LoginFailure.email == normalize_email(key))
             .where(LoginFailure.attempted_at >= to_utc(since, "since"))
         )
         with self._read() as session:
             return int(session.scalar(stmt) or 0)
 
-    def clear_login_failures(self, email: str) -> None:
-        """Forgets the failed logins for `email` (after a successful login)."""
+    def login_failures_after(self, key: str, after: datetime) -> list[tuple[int, datetime]]:
+        """(id, time) of the failed logins under `key` later than `after`, oldest first."""
+        stmt = (
+            select(LoginFailure.id, LoginFailure.attempted_at)
+            .where(LoginFailure.email == normalize_email(key))
+            .where(LoginFailure.attempted_at > to_utc(after, "after"))
+            .order_by(LoginFailure.attempted_at, LoginFailure.id)
+        )
+        with self._read() as session:
+            return [(int(id_), at) for id_, at in session.execute(stmt)]
+
+    def delete_login_failure(self, failure_id: int) -> None:
+        """Forgets one failed login (an attempt refused before its check)."""
         with self._write() as session:
-            session.execute(
-                delete(LoginFailure).where(LoginFailure.email == normalize_email(email))
-            )
+            session.execute(delete(LoginFailure).where(LoginFailure.id == failure_id))
+
+    def clear_login_failures(self, key: str) -> None:
+        """Forgets the failed logins under `key` (after a successful login)."""
+        with self._write() as session:
+            session.execute(delete(LoginFailure).where(LoginFailure.email == normalize_email(key)))
 
     def delete_login_failures_before(self, cutoff: datetime) -> int:
         """Deletes failed logins older than `cutoff`; returns how many."""

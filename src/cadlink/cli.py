@@ -20,6 +20,7 @@ from cadlink.cli_export import export
 from cadlink.cli_gdpr import gdpr
 from cadlink.config import Settings, settings_errors, unknown_settings
 from cadlink.heap import map_large_buffers, release_free_memory
+from cadlink.private_files import PRIVATE_UMASK
 
 if TYPE_CHECKING:
     from cadlink.store.meta import MetaStore
@@ -66,6 +67,9 @@ def main() -> None:
     Configuration comes from CADLINK_* environment variables (or a .env file);
     see docs/configuration.md.
     """
+    # What cadlink writes (databases, spool, backups, exports) holds salts, password hashes
+    # and visitors' events: readable by its own user only (docs/privacy.md).
+    os.umask(os.umask(PRIVATE_UMASK) | PRIVATE_UMASK)
 
 
 @main.command()

@@ -18,6 +18,7 @@ from cadlink.ingest.metrics import IngestMetrics
 from cadlink.ingest.salts import SaltRing
 from cadlink.ingest.sites import SiteDirectory, SiteInfo
 from cadlink.pipeline.loader import Loader, LoaderBase, LoaderControl, LoaderOptions
+from cadlink.private_files import make_private
 from cadlink.store.events import EventStore, open_event_store
 from cadlink.store.events.staged import Identity
 
@@ -57,6 +58,7 @@ def build_meta(settings: Settings) -> MetaStore:
         raise DatabaseUnavailable(
             f"cannot use {settings.data_dir} as the data dir (CADLINK_DATA_DIR): {reason}"
         ) from e
+    make_private(settings.data_dir)  # before the databases are created in it
     engine = make_engine(settings.database_url)
     migrate(engine)
     return MetaStore(engine)

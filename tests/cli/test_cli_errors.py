@@ -58,7 +58,8 @@ def test_a_data_dir_below_a_file_is_named(tmp_path: Path) -> None:
 
 
 def test_a_metadata_database_that_cannot_be_opened_is_named(tmp_path: Path) -> None:
-    (tmp_path / "d" / "meta.sqlite3").mkdir(parents=True)  # SQLite cannot open a directory
+    (tmp_path / "d").mkdir(mode=0o700)  # private already: no warning that it was made so
+    (tmp_path / "d" / "meta.sqlite3").mkdir()  # SQLite cannot open a directory
     line = error_line(run(base_env(tmp_path / "d"), "sites", "list"))
     assert "cannot open the metadata database sqlite:///" in line
     assert "unable to open database file" in line

@@ -352,6 +352,10 @@ def test_role_change_shows_in_the_next_refresh(
         ("a b@c.example", PASSWORD, "ADMIN", "email"),
         ("a@b.example", "short", "ADMIN", "password must be"),
         ("a@b.example", "x" * 1025, "ADMIN", "password must be"),
+        ("a@b.example", " " * 8, "ADMIN", "too easy to guess"),
+        ("a@b.example", "12121212", "ADMIN", "too easy to guess"),
+        ("a@b.example", "Password", "ADMIN", "too easy to guess"),
+        ("a@b.example", "12345678", "ADMIN", "too easy to guess"),
         ("a@b.example", PASSWORD, "SUPERUSER", "role must be one of"),
     ],
 )

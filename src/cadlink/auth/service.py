@@ -41,6 +41,21 @@ _MAX_HONOURED = 3  # attempts when concurrent requests keep rotating the chain's
 PRUNE_EVERY = timedelta(minutes=1)
 MIN_PASSWORD_LENGTH = 8
 MAX_PASSWORD_LENGTH = 1024
+_MIN_DISTINCT = 4  # "aaaaaaaa", "12121212" and eight spaces are no passwords
+# The most common passwords of eight characters or more in the public breach lists (the
+# shorter ones are refused by length): what a guesser tries first.
+_COMMON = frozenset(
+    {
+        "password", "12345678", "123456789", "1234567890", "12345678910", "password1",
+        "password123", "passw0rd", "qwertyuiop", "qwerty123", "qwerty12", "1q2w3e4r", "1q2w3e4r5t",
+        "zaq12wsx", "iloveyou", "sunshine", "princess", "football", "baseball", "welcome1",
+        "welcome123", "admin123", "administrator", "letmein1", "trustno1", "superman", "starwars",
+        "whatever", "dragon123", "monkey123", "abcdefgh", "abcd1234", "abc12345", "changeme",
+        "password!", "p@ssw0rd", "p@ssword", "87654321", "11223344", "qazwsxedc", "1qaz2wsx",
+        "asdfghjkl", "asdfasdf", "computer", "internet", "michelle", "jennifer", "123123123",
+        "987654321", "cadlink123", "analytics",
+    }
+)  # fmt: skip
 _EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s.]+(\.[^@\s.]+)+$")
 
 
@@ -303,6 +318,12 @@ class AuthService:
         if not MIN_PASSWORD_LENGTH <= len(password) <= MAX_PASSWORD_LENGTH:
             raise InvalidInput(
                 f"password must be {MIN_PASSWORD_LENGTH} to {MAX_PASSWORD_LENGTH} characters"
+            )
+        # NIST SP 800-63B: refuse what guessing tries first, not demand character classes.
+        if len(set(password.strip())) < _MIN_DISTINCT or password.lower() in _COMMON:
+            raise InvalidInput(
+                "password is too easy to guess (a common password, or too few different "
+                "characters): choose a longer phrase"
             )
 
     def _issue_pair(self, user: UserRecord, now: datetime) -> TokenPair:

@@ -357,21 +357,30 @@ def test_get_is_405(running: Running) -> None:
 
 
 @pytest.mark.parametrize("number", ["1e999", "-1e400", "1E+308999", "9" * 400 + ".5"])
-def test_a_number_beyond_a_double_in_properties_is_400(running: Running, number: str) -> None:
-    # ASCII without escapes is what collect passes through unparsed: such a number used to be
-    # stored and then fail every read of the page it was on.
-    good = json.dumps(event(siteId=running.site_id))
-    bad = json.dumps(event(eventType="click", properties={"price": "N"})).replace('"N"', number)
-    body = f'{{"siteId": {json.dumps(running.site_id)}, "events": [{good}, {bad}]}}'
+def test_a_number_beyond_a_double_in_properties_reads_back_as_null(
+    running: Running, number: str
+) -> None:
+    # Valid JSON that msgspec refuses to decode: collect takes such an object through as it
+    # is (scanning every body for it would cost the request path more than the rest of
+    # the check), so one used to break every read of the page it was on.
+    plain = json.dumps(event(eventType="click", properties={"price": "N", "sku": "e123"}))
+    accented = json.dumps(event(eventType="click", properties={"prix": "N", "café": "é"}))
+    body = "[{}, {}]".format(plain.replace('"N"', number), accented.replace('"N"', number))
+    body = f'{{"siteId": {json.dumps(running.site_id)}, "events": {body}}}'
     r = running.client.post("/api/v1/collect", content=body, headers=UA)
-    assert r.status_code == 400, r.text
-    error = r.json()["error"]
-    assert (error["code"], error["details"]["field"]) == ("invalid_event", "events[1].properties")
-    assert "out of range" in error["message"]
-    fine = event(siteId=running.site_id, properties={"price": 1e308, "sku": "e123"})
-    assert running.client.post("/api/v1/collect", json=fine, headers=UA).status_code == 204
-    [stored] = running.stored(1)
-    assert stored["properties"] == {"price": 1e308, "sku": "e123"}
+    assert r.status_code == 204, r.text
+    stored = running.stored(2)
+    assert sorted(json.dumps(e["properties"], sort_keys=True) for e in stored) == sorted(
+        [
+            json.dumps({"price": None, "sku": "e123"}),
+            json.dumps({"café": "é", "prix": None}, sort_keys=True),
+        ]
+    )
+    bad = '{"siteId": %s, "eventType": "x", "properties": {"a": 1e999, "b": "\\ud800"}}'
+    r = running.client.post(
+        "/api/v1/collect", content=bad % json.dumps(running.site_id), headers=UA
+    )
+    assert r.status_code == 400  # what is not JSON is refused still (a lone surrogate)
 
 
 def test_properties_stored_with_a_number_beyond_a_double_read_as_null() -> None:

@@ -145,9 +145,9 @@ class Reference:
             "visitors": len({e["visitor_id"] for e in evs}),
             "pageViews": pv,
             "sessions": n,
-            "viewsPerSession": round(pv / n, 4) if n else 0.0,
-            "bounceRate": round(sum(s.is_bounce for s in ss) / n, 4) if n else 0.0,
-            "avgSessionDuration": round(sum(s.duration for s in ss) / n, 1) if n else 0.0,
+            "viewsPerSession": round(pv / n, 4) if n else None,
+            "bounceRate": round(sum(s.is_bounce for s in ss) / n, 4) if n else None,
+            "avgSessionDuration": round(sum(s.duration for s in ss) / n, 1) if n else None,
         }
 
     def breakdown(self, period: Period, filters: tuple[Filter, ...], name: str) -> dict[Any, int]:

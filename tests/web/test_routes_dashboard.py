@@ -35,6 +35,15 @@ def test_dashboard_answers_with_filters(running: Running) -> None:
     assert data["summary"]["visitors"] == 1
     assert data["summary"]["sessions"] == 1
     assert data["summary"]["previous"]["pageViews"] == 0
+    # A period without sessions has no per-session figures (the dashboard shows "–").
+    previous = data["summary"]["previous"]
+    assert [previous[k] for k in ("viewsPerSession", "bounceRate", "avgSessionDuration")] == [
+        None, None, None
+    ]  # fmt: skip
+    crm = running.client.get(
+        "/api/v1/crm/summary", params={"siteId": running.site_id}, headers=running.auth
+    )
+    assert crm.json()["data"]["churnRate"] is None  # nobody was active 30-60 days ago
     assert len(data["timeseries"]) == 30
     assert {r["value"]: r["pageViews"] for r in data["breakdowns"]["page"]} == {"/a": 2, "/b": 1}
     assert data["breakdowns"]["source"][0]["value"] == "Google"

@@ -108,7 +108,8 @@ def summary(plan: Plan, db: Executor, now: datetime) -> dict[str, Any]:
         "totalUsers": int(row["total"] or 0),
         "onlineNow": int(row["online"] or 0),
         "newThisWeek": int(row["new_week"] or 0),
-        "churnRate": round(int(row["churned"] or 0) / prev, 4) if prev else 0.0,
+        # Null without users active 30-60 days ago: nobody could churn (not "0% churn").
+        "churnRate": round(int(row["churned"] or 0) / prev, 4) if prev else None,
     }
 
 

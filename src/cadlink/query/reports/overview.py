@@ -56,13 +56,15 @@ def summary(plan: Plan, db: Executor, period: Period) -> dict[str, Any]:
     )[0]
     sessions = int(se["sessions"] or 0)
     page_views = int(ev["page_views"] or 0)
+    # Per-session figures of a period without sessions are null, not 0: "0% bounce" and
+    # "0 s per visit" would read as results (the dashboard shows "–").
     return {
         "visitors": int(ev["visitors"] or 0),
         "pageViews": page_views,
         "sessions": sessions,
-        "viewsPerSession": _ratio(page_views, sessions),
-        "bounceRate": round(float(se["bounce_rate"] or 0.0), 4),
-        "avgSessionDuration": round(float(se["avg_duration"] or 0.0), 1),
+        "viewsPerSession": _ratio(page_views, sessions) if sessions else None,
+        "bounceRate": round(float(se["bounce_rate"] or 0.0), 4) if sessions else None,
+        "avgSessionDuration": round(float(se["avg_duration"] or 0.0), 1) if sessions else None,
     }
 
 

@@ -35,11 +35,10 @@ def test_dashboard_answers_with_filters(running: Running) -> None:
     assert data["summary"]["visitors"] == 1
     assert data["summary"]["sessions"] == 1
     assert data["summary"]["previous"]["pageViews"] == 0
-    # A period without sessions has no per-session figures (the dashboard shows "–").
+    # A period without sessions has no per-session figures (the dashboard shows a dash).
     previous = data["summary"]["previous"]
-    assert [previous[k] for k in ("viewsPerSession", "bounceRate", "avgSessionDuration")] == [
-        None, None, None
-    ]  # fmt: skip
+    per_session = ("viewsPerSession", "bounceRate", "avgSessionDuration")
+    assert all(previous[k] is None for k in per_session), previous
     crm = running.client.get(
         "/api/v1/crm/summary", params={"siteId": running.site_id}, headers=running.auth
     )

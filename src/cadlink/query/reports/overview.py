@@ -57,7 +57,7 @@ def summary(plan: Plan, db: Executor, period: Period) -> dict[str, Any]:
     sessions = int(se["sessions"] or 0)
     page_views = int(ev["page_views"] or 0)
     # Per-session figures of a period without sessions are null, not 0: "0% bounce" and
-    # "0 s per visit" would read as results (the dashboard shows "–").
+    # "0 s per visit" would read as results (the dashboard shows a dash).
     return {
         "visitors": int(ev["visitors"] or 0),
         "pageViews": page_views,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +58,32 @@ CASES: list[tuple[str, str]] = [
 ]
 
 
+@pytest.mark.parametrize("tz", ["UTC", "America/New_York", "Asia/Kolkata"])
+def test_a_period_in_progress_is_compared_with_the_previous_one_up_to_the_same_hour(
+    loaded: tuple[DuckDBEventStore, Reference], tz: str
+) -> None:
+    # "Today so far" against all of yesterday read as a fall every morning.
+    store, ref = loaded
+    period = Period(date(2026, 6, 8), date(2026, 6, 9), tz)
+    lo, _ = period.bounds()
+    now = lo + timedelta(days=1, hours=9, minutes=20)  # the second day, 09:20 local
+    data = service.dashboard(store, ReportSpec(SITE, period, (), limit=5), now=now)
+    previous = dict(data["summary"]["previous"])
+    until = previous.pop("until")
+    cut = Period(date(2026, 6, 6), date(2026, 6, 7), tz).bounds()[0] + (now - lo)
+    # Rounded up to a whole UTC hour: the hourly rollups' step (Kolkata: 09:20 -> 09:30).
+    assert cut.timestamp() * 1000 <= until < cut.timestamp() * 1000 + 3_600_000
+    assert until % 3_600_000 == 0
+    assert (previous.pop("startDate"), previous.pop("endDate")) == ("2026-06-06", "2026-06-07")
+    expected = ref.summary(period.previous(now), ())
+    assert previous == expected
+    whole = ref.summary(period.previous(), ())
+    assert 0 < expected["pageViews"] < whole["pageViews"]
+    # A period that has ended is compared with the whole previous one.
+    done = service.dashboard(store, ReportSpec(SITE, period, (), limit=5), now=now + timedelta(2))
+    assert "until" not in done["summary"]["previous"]
+
+
 @pytest.mark.parametrize(("tz", "raw_filters"), CASES)
 def test_dashboard_matches_reference(
     loaded: tuple[DuckDBEventStore, Reference], tz: str, raw_filters: str
@@ -70,6 +96,8 @@ def test_dashboard_matches_reference(
     summary = dict(data["summary"])
     previous = summary.pop("previous")
     assert summary == ref.summary(period, flt)
+    span = {k: previous.pop(k) for k in ("startDate", "endDate")}
+    assert span == {"startDate": "2026-06-02", "endDate": "2026-06-05"}
     assert previous == ref.summary(period.previous(), flt)
     assert summary["pageViews"] > 0 or flt
     series = data["timeseries"]

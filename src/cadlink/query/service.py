@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from cadlink.query.dialects import dialect_for
@@ -14,5 +15,5 @@ def plan_for(db: Executor, spec: ReportSpec) -> Plan:
     return Plan(spec, dialect_for(db.engine))
 
 
-def dashboard(db: Executor, spec: ReportSpec) -> dict[str, Any]:
-    return overview.dashboard(plan_for(db, spec), db)
+def dashboard(db: Executor, spec: ReportSpec, now: datetime | None = None) -> dict[str, Any]:
+    return overview.dashboard(plan_for(db, spec), db, now=now)

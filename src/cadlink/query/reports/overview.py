@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from cadlink.query import buckets
@@ -312,10 +312,15 @@ def _unpivoted(plan: Plan, cols: list[str]) -> Sql:
 
 
 def dashboard(
-    plan: Plan, db: Executor, breakdowns: tuple[str, ...] = BREAKDOWNS, workers: int = 3
+    plan: Plan,
+    db: Executor,
+    breakdowns: tuple[str, ...] = BREAKDOWNS,
+    workers: int = 3,
+    now: datetime | None = None,
 ) -> dict[str, Any]:
     """Every panel of the overview. The statements are independent, so they run side by side
-    (the engines release the GIL); on DuckDB the session breakdowns share one statement."""
+    (the engines release the GIL); on DuckDB the session breakdowns share one statement.
+    The summary's `previous` ends as far into its period as `now` is into the current one."""
     spec = plan.spec
     approx = spec.options.get("exact") != "true" and _sessions(plan, db) > APPROX_SESSIONS
     by_sessions = (
@@ -326,7 +331,8 @@ def dashboard(
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="report") as pool:
         grouped = pool.submit(session_breakdowns, plan, db, by_sessions, spec.limit, approx)
         current = pool.submit(summary, plan, db, spec.period)
-        previous = pool.submit(summary, plan, db, spec.period.previous())
+        before = spec.period.previous(now=now or datetime.now(UTC))
+        previous = pool.submit(summary, plan, db, before)
         series = pool.submit(timeseries, plan, db, spec.period, spec.granularity)
         parts = {
             name: pool.submit(breakdown, plan, db, name, spec.limit, approx)
@@ -335,11 +341,17 @@ def dashboard(
         }
         tables = {**grouped.result(), **{name: part.result() for name, part in parts.items()}}
         return {
-            "summary": {**current.result(), "previous": previous.result()},
+            "summary": {**current.result(), "previous": previous.result() | _span(before)},
             "timeseries": series.result(),
             "breakdowns": {name: tables[name] for name in breakdowns},
             "estimated": {"breakdownVisitors": approx},
         }
+
+
+def _span(period: Period) -> dict[str, Any]:
+    """The previous period's days, and where it was cut short (epoch ms), if it was."""
+    cut = {"until": int(period.until.timestamp() * 1000)} if period.until else {}
+    return {"startDate": period.start.isoformat(), "endDate": period.end.isoformat(), **cut}
 
 
 def _sessions(plan: Plan, db: Executor) -> int:

@@ -6,11 +6,12 @@ const KEY = "cadlink.auth";
 const EARLY_MS = 30_000; // refresh this long before the access token expires
 
 export class ApiError extends Error {
-  constructor(status, code, message, field) {
+  constructor(status, code, message, field, retryAfter = null) {
     super(message || code || `HTTP ${status}`);
     this.status = status;
     this.code = code;
     this.field = field;
+    this.retryAfter = retryAfter; // seconds, from a 429's or 503's Retry-After
   }
 }
 
@@ -70,9 +71,10 @@ async function readJson(res) {
   }
 }
 
-function errorOf(res, body) {
+export function errorOf(res, body) {
   const e = body?.error || {};
-  return new ApiError(res.status, e.code, e.message || `${res.status} ${res.statusText}`, e.details?.field);
+  const wait = Number.parseInt(res.headers.get("Retry-After") || "", 10); // seconds (never an HTTP date here)
+  return new ApiError(res.status, e.code, e.message || `${res.status} ${res.statusText}`, e.details?.field, Number.isNaN(wait) ? null : wait);
 }
 
 export async function login(email, password, otp) {

@@ -67,27 +67,45 @@ export function byCurrency(list) {
     .join(" · ");
 }
 
-/** Change from `previous` to `current` as a ratio; null when there was nothing before. */
+/** Change from `previous` to `current` as a ratio; null when there was nothing before (a
+ * previous rate of null had nothing to measure); undefined when `current` is null: no change
+ * to tell. */
 export function change(current, previous) {
+  if (current === null || current === undefined) return undefined;
+  if (previous === null || previous === undefined) return null;
   if (!previous) return current ? null : 0;
   return (current - previous) / previous;
 }
 
+/** A change as "+12.5%", "−3%", "±0%"; "new" for null (nothing before), "–" for undefined. */
 export function signedPct(ratio) {
   if (ratio === null) return "new";
+  if (ratio === undefined || Number.isNaN(ratio)) return "–";
   const sign = ratio > 0 ? "+" : ratio < 0 ? "−" : "±";
   return sign + pct(Math.abs(ratio));
 }
 
-const dateTimeFmt = new Intl.DateTimeFormat("en-GB", {
-  day: "numeric",
-  month: "short",
-  hour: "2-digit",
-  minute: "2-digit",
-});
+const dateTimeFmts = new Map();
 
-export function dateTime(ms) {
-  return ms ? dateTimeFmt.format(new Date(ms)) : "–";
+function dateTimeFmt(timeZone) {
+  const key = timeZone || "";
+  if (!dateTimeFmts.has(key)) {
+    const options = { day: "numeric", month: "short", hour: "2-digit", minute: "2-digit" };
+    let fmt;
+    try {
+      fmt = new Intl.DateTimeFormat("en-GB", timeZone ? { ...options, timeZone } : options);
+    } catch {
+      fmt = new Intl.DateTimeFormat("en-GB", { ...options, timeZone: "UTC" }); // an unknown zone
+    }
+    dateTimeFmts.set(key, fmt);
+  }
+  return dateTimeFmts.get(key);
+}
+
+/** A moment (ms) as "7 Dec, 14:05" in `timeZone` (the site's: reports count days in it), or
+ * the browser's zone without one. Say the zone wherever times are listed. */
+export function dateTime(ms, timeZone) {
+  return ms ? dateTimeFmt(timeZone).format(new Date(ms)) : "–";
 }
 
 /** A past moment relative to `now` (ms): "12s ago", "4m ago", "3h ago", "2d ago". */

@@ -3,7 +3,7 @@ import { render } from "preact";
 import { useEffect } from "preact/hooks";
 import { signOut, signedIn } from "./api.js";
 import { DateRange, FilterBar, SiteSwitcher } from "./components/Controls.jsx";
-import { ErrorBox, Loading } from "./components/ui.jsx";
+import { ErrorBox, Forbidden, Loading } from "./components/ui.jsx";
 import { useApi } from "./hooks.js";
 import { Behaviour } from "./pages/Behaviour.jsx";
 import { Crm } from "./pages/Crm.jsx";
@@ -14,20 +14,21 @@ import { Overview } from "./pages/Overview.jsx";
 import { Products } from "./pages/Products.jsx";
 import { Realtime } from "./pages/Realtime.jsx";
 import { Settings } from "./pages/Settings.jsx";
+import { readsReports } from "./roles.js";
 import { link, navigate, setQuery, useRoute } from "./router.js";
 import "./styles.css";
 import { sharedQuery } from "./view.js";
 
-// path → [title, component, shows the date range, shows filters]
+// path → [title, component, shows the date range, shows filters, a report (ADMIN, ANALYST)]
 const PAGES = {
-  "/": ["Overview", Overview, true, true],
-  "/realtime": ["Realtime", Realtime, false, false],
-  "/funnels": ["Funnels", Funnels, true, true],
-  "/products": ["Products", Products, true, true],
-  "/behaviour": ["Behaviour", Behaviour, true, true],
-  "/crm": ["CRM", Crm, false, false],
-  "/exports": ["Exports", Exports, true, true],
-  "/settings": ["Site settings", Settings, false, false],
+  "/": ["Overview", Overview, true, true, true],
+  "/realtime": ["Realtime", Realtime, false, false, true],
+  "/funnels": ["Funnels", Funnels, true, true, true],
+  "/products": ["Products", Products, true, true, true],
+  "/behaviour": ["Behaviour", Behaviour, true, true, true],
+  "/crm": ["CRM", Crm, false, false, true],
+  "/exports": ["Exports", Exports, true, true, true],
+  "/settings": ["Site settings", Settings, false, false, false],
 };
 
 function App() {
@@ -51,7 +52,11 @@ function Shell({ route }) {
   useEffect(() => {
     if (site && route.query.get("site") !== site.id) setQuery({ site: site.id }, { replace: true });
   }, [site?.id, route.query.get("site")]);
-  const [title, Page, dated, filtered] = PAGES[route.path] || ["Not found", NotFound, false, false];
+  const [title, Page, pageDated, pageFiltered, report] = PAGES[route.path] || ["Not found", NotFound, false, false, false];
+  // A viewer's report pages would only collect 403s: say why instead, and ask nothing.
+  const refused = report && !readsReports();
+  const dated = pageDated && !refused;
+  const filtered = pageFiltered && !refused;
   useEffect(() => {
     document.title = `${title} · CADLINK Analytics`;
   }, [title]);
@@ -89,8 +94,11 @@ function Shell({ route }) {
           <Loading />
         ) : sites.length === 0 ? (
           <NoSites />
+        ) : refused ? (
+          <Forbidden />
         ) : (
-          <Page site={site} sites={sites} query={route.query} />
+          // Keyed by site: a page's state (a form, a draft) never carries over to another site.
+          <Page key={site.id} site={site} sites={sites} query={route.query} reloadSites={sitesQ.reload} />
         )}
       </main>
     </div>

@@ -73,10 +73,22 @@ export function filtersParam(filters) {
   return filters.length ? JSON.stringify(filters) : null;
 }
 
+// The filter just added by a row or the filter form: its chip takes the focus, since what had
+// it (the row, the form) goes away when the page re-renders. Read once by the filter bar.
+let chipToFocus = null;
+
+export function takeChipFocus() {
+  const text = chipToFocus;
+  chipToFocus = null;
+  return text;
+}
+
 export function addFilter(query, dimension, value, op = "is") {
   const existing = query.getAll("f");
   const text = `${dimension}|${op}|${value}`;
-  if (!existing.includes(text)) setQuery({ f: [...existing, text] });
+  if (existing.includes(text)) return; // its chip is there already; the focus stays put
+  chipToFocus = text;
+  setQuery({ f: [...existing, text] });
 }
 
 export function removeFilter(query, index) {

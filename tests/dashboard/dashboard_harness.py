@@ -10,6 +10,7 @@ import json
 import os
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -65,8 +66,12 @@ class Dashboard:
         return r.json()["data"]
 
 
-@pytest.fixture(scope="module")
-def dashboard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dashboard]:
+@contextmanager
+def serve_demo(
+    tmp_path_factory: pytest.TempPathFactory, *, days: int = 30, events: int = 20000
+) -> Iterator[Dashboard]:
+    """A server with the admin account and one site ("Demo shop", UTC) with `days` of demo
+    history; a module needing its own (sites or accounts the others must not see) starts one."""
     if not APP_INDEX.exists():
         pytest.fail("the dashboard is not built: run `npm run build:dashboard`", pytrace=False)
     if not Path(CHROMIUM).exists():
@@ -75,14 +80,20 @@ def dashboard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dashboard]:
     env = base_env(data_dir)
     cli(env, "init", "--ensure-admin", EMAIL, "--admin-password", PASSWORD)
     site = cli(env, "sites", "create", "--domain", "shop.example", "--name", "Demo shop")
-    cli(env, "demo", "--site", site["id"], "--days", "30", "--events", "20000")
+    cli(env, "demo", "--site", site["id"], "--days", str(days), "--events", str(events))
     server = Server(data_dir, env)
-    server.start()
+    server.start(timeout=180)  # a busy CI machine (or a parallel run) takes more than a minute
     try:
         token = server.login(EMAIL, PASSWORD)["Authorization"].split(" ", 1)[1]
         yield Dashboard(server, site["id"], token)
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="module")
+def dashboard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dashboard]:
+    with serve_demo(tmp_path_factory) as d:
+        yield d
 
 
 @pytest.fixture(scope="module")
@@ -101,10 +112,10 @@ def new_context(browser: Browser, **options: Any) -> BrowserContext:
     return ctx
 
 
-def log_in(page: Page, base: str) -> None:
+def log_in(page: Page, base: str, email: str = EMAIL, password: str = PASSWORD) -> None:
     page.goto(base + "/login")
-    page.fill("input[name=email]", EMAIL)
-    page.fill("input[name=password]", PASSWORD)
+    page.fill("input[name=email]", email)
+    page.fill("input[name=password]", password)
     page.click("button[type=submit]")
     page.wait_for_selector("nav.nav")
 

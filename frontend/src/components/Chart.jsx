@@ -5,6 +5,31 @@ import "uplot/dist/uPlot.min.css";
 import { num } from "../format.js";
 import { useDark } from "../hooks.js";
 
+const DAY = 86_400;
+// Daily points get day (or month) ticks: uPlot's default steps would put hour ticks between them.
+// 30 and 365 days are uPlot's month and year: it steps those by calendar months and years.
+const DAY_INCRS = [1, 2, 3, 7, 14, 30, 60, 90, 180, 365].map((n) => n * DAY);
+const utc = (seconds) => uPlot.tzDate(new Date(seconds * 1000), "Etc/UTC");
+const fmtHour = uPlot.fmtDate("{HH}:{mm}");
+const fmtDay = uPlot.fmtDate("{D} {MMM}");
+const fmtMonth = uPlot.fmtDate("{MMM}");
+const fmtYear = uPlot.fmtDate("{YYYY}");
+
+/** Labels for the x ticks: "14:00" by the hour; "3 Dec" by the day or "Dec" by the month, with
+ * the year under the first tick and wherever it changes. */
+export function xTickLabels(splits, hourly, incr) {
+  if (hourly) return splits.map((s) => fmtHour(utc(s)));
+  let year = null;
+  return splits.map((s) => {
+    const date = utc(s);
+    const text = (incr >= 30 * DAY ? fmtMonth : fmtDay)(date);
+    const y = fmtYear(date);
+    const label = y === year ? text : `${text}\n${y}`;
+    year = y;
+    return label;
+  });
+}
+
 const INCRS = [1, 2, 5, 10, 20, 25, 50, 100, 200, 250, 500, 1e3, 2e3, 2.5e3, 5e3, 1e4, 2e4, 5e4, 1e5, 2e5, 5e5, 1e6, 2e6, 5e6, 1e7, 1e8, 1e9];
 
 function cssVar(name) {
@@ -90,7 +115,15 @@ export function Chart({ x, series, height = 240, hourly = false, label, partial 
       cursor: { points: { size: 7 }, drag: { x: false, y: false } },
       scales: { x: { time: true }, y: { range: (_u, _min, max) => [0, max > 0 ? max * 1.1 : 1] } },
       axes: [
-        { ...axis, values: hourly ? "{HH}:{mm}" : undefined },
+        {
+          ...axis,
+          incrs: hourly ? undefined : DAY_INCRS,
+          values: (_u, splits, _i, _space, incr) => {
+            const labels = xTickLabels(splits, hourly, incr);
+            el.dataset.xTicks = labels.join("|"); // what the axis reads (for tests)
+            return labels;
+          },
+        },
         // Counts: whole-number ticks only.
         { ...axis, size: 50, incrs: INCRS, values: (_u, ticks) => ticks.map((t) => num(t)) },
       ],

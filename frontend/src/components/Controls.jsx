@@ -1,7 +1,7 @@
 // The header controls: site switcher, date range picker, filter bar.
-import { useState } from "preact/hooks";
+import { useEffect, useRef, useState } from "preact/hooks";
 import { setQuery } from "../router.js";
-import { DIMENSIONS, PRESETS, dimensionLabel, filtersOf, periodOf, removeFilter } from "../view.js";
+import { DIMENSIONS, PRESETS, addFilter, dimensionLabel, filtersOf, periodOf, removeFilter, takeChipFocus } from "../view.js";
 
 export function SiteSwitcher({ sites, site }) {
   if (!sites || sites.length === 0) return null;
@@ -77,18 +77,29 @@ const OPS = [
 export function FilterBar({ query }) {
   const filters = filtersOf(query);
   const [adding, setAdding] = useState(false);
+  const bar = useRef(null);
+  const key = query.getAll("f").join("\n");
+  useEffect(() => {
+    const text = takeChipFocus();
+    if (!text) return;
+    const chip = [...bar.current.querySelectorAll(".chip")].find((c) => c.dataset.filter === text);
+    chip?.focus();
+  }, [key]);
   return (
-    <div class="filterbar" aria-label="Filters">
-      {filters.map(([dimension, op, value], i) => (
-        <span class="chip" data-filter={`${dimension}|${op}|${value}`}>
-          <span>
-            {dimensionLabel(dimension)} <em>{OPS.find(([k]) => k === op)?.[1] || op}</em> {value || "(none)"}
+    <div class="filterbar" aria-label="Filters" ref={bar}>
+      {filters.map(([dimension, op, value], i) => {
+        const opText = OPS.find(([k]) => k === op)?.[1] || op;
+        return (
+          <span class="chip" role="group" tabIndex={-1} aria-label={`Filter: ${dimensionLabel(dimension)} ${opText} ${value || "(none)"}`} data-filter={`${dimension}|${op}|${value}`}>
+            <span>
+              {dimensionLabel(dimension)} <em>{opText}</em> {value || "(none)"}
+            </span>
+            <button type="button" class="chip-x" aria-label={`Remove filter ${dimensionLabel(dimension)} ${value}`} onClick={() => removeFilter(query, i)}>
+              ×
+            </button>
           </span>
-          <button type="button" class="chip-x" aria-label={`Remove filter ${dimensionLabel(dimension)} ${value}`} onClick={() => removeFilter(query, i)}>
-            ×
-          </button>
-        </span>
-      ))}
+        );
+      })}
       {filters.length > 1 && (
         <button type="button" class="link" onClick={() => setQuery({ f: null })}>
           Clear all
@@ -114,8 +125,8 @@ function AddFilter({ query, done }) {
     e.preventDefault();
     const dim = dimension === "prop" ? "prop:" + prop.trim() : dimension;
     if (!value.trim() || (dimension === "prop" && !prop.trim())) return;
-    setQuery({ f: [...query.getAll("f"), `${dim}|${op}|${value.trim()}`] });
     done();
+    addFilter(query, dim, value.trim(), op);
   };
   return (
     <form class="addfilter" onSubmit={submit}>

@@ -1,5 +1,6 @@
 // Building blocks shared by every page: states, panels, cards, tables and tabs.
 import { exact, label as labelOf, money, num } from "../format.js";
+import { forbiddenText } from "../roles.js";
 
 export function Loading({ text = "Loading…" }) {
   return (
@@ -10,7 +11,9 @@ export function Loading({ text = "Loading…" }) {
   );
 }
 
+/** A failed load. A 403 says what the account lacks and offers no retry: it would fail again. */
 export function ErrorBox({ error, retry }) {
+  if (error?.status === 403) return <Forbidden />;
   return (
     <div class="state error" role="alert">
       <strong>Could not load this.</strong> <span>{error?.message || String(error)}</span>
@@ -19,6 +22,14 @@ export function ErrorBox({ error, retry }) {
           Try again
         </button>
       )}
+    </div>
+  );
+}
+
+export function Forbidden() {
+  return (
+    <div class="state forbidden" role="status" data-testid="forbidden">
+      {forbiddenText()}
     </div>
   );
 }

@@ -136,7 +136,7 @@ function Errors({ site, query }) {
     { key: "count", label: "Events", num: true, format: num },
     { key: "visitors", label: "Visitors", num: true, format: num },
     { key: "pages", label: "Pages", num: true, format: num },
-    { key: "lastSeen", label: "Last seen", num: true, format: (v) => dateTime(Date.parse(v)) },
+    { key: "lastSeen", label: `Last seen (${site.timezone})`, num: true, format: (v) => dateTime(Date.parse(v), site.timezone) },
   ];
   return (
     <Async q={q}>
@@ -222,8 +222,8 @@ function Experiments({ site, query }) {
                 { key: "exposures", label: "Visitors", num: true, format: num },
                 { key: "conversions", label: "Conversions", num: true, format: num },
                 { key: "rate", label: "Rate", num: true, format: (v) => pct(v) },
-                { key: "uplift", label: "Uplift", num: true, format: (v) => (v === null ? "–" : (v > 0 ? "+" : "") + pct(v)) },
-                { key: "pValue", label: "p-value", num: true, format: (v) => (v === null ? "–" : v < 0.001 ? "< 0.001" : v.toFixed(3)) },
+                { key: "uplift", label: "Uplift", num: true, format: (v) => (v === null || v === undefined ? "–" : (v > 0 ? "+" : "") + pct(v)) },
+                { key: "pValue", label: "p-value", num: true, format: (v) => (v === null || v === undefined ? "–" : v < 0.001 ? "< 0.001" : v.toFixed(3)) },
                 { key: "significant", label: "Result", render: (r) => (r.variant === d.control ? <span class="badge">control</span> : r.significant ? <span class={"badge " + (r.uplift > 0 ? "good" : "bad")}>significant</span> : <span class="badge">not significant</span>) },
               ]}
             />

@@ -144,7 +144,9 @@ function UserDetail({ site, query, userId }) {
                   {sessions[0] ? (
                     <dl class="props">
                       <dt>Started</dt>
-                      <dd>{dateTime(sessions[0].startedAt)}</dd>
+                      <dd>
+                        {dateTime(sessions[0].startedAt, site.timezone)} <span class="muted">({site.timezone})</span>
+                      </dd>
                       <dt>Source</dt>
                       <dd>{label(sessions[0].source)} ({label(sessions[0].channel)})</dd>
                       <dt>Device</dt>
@@ -157,12 +159,12 @@ function UserDetail({ site, query, userId }) {
                   )}
                 </Panel>
               </div>
-              <Panel title="Sessions and pages visited">
+              <Panel title="Sessions and pages visited" actions={<span class="muted">Times in {site.timezone}</span>}>
                 <div class="sessions">
                   {sessions.map((s) => (
                     <div class="session" data-session={s.sessionKey}>
                       <div class="row">
-                        <strong>{dateTime(s.startedAt)}</strong>
+                        <strong>{dateTime(s.startedAt, site.timezone)}</strong>
                         <span class="muted">{duration(s.durationSeconds)}</span>
                         <span class="muted">
                           {num(s.pageViews)} {s.pageViews === 1 ? "page" : "pages"}

@@ -36,7 +36,9 @@ export function stepText(s) {
 function Builder({ initial, window, onRun }) {
   const [steps, setSteps] = useState(initial);
   const [win, setWin] = useState(window);
+  // The URL is the state: Back and Forward change the steps and the window under the form.
   useEffect(() => setSteps(initial), [JSON.stringify(initial)]);
+  useEffect(() => setWin(window), [window]);
   const update = (i, patch) => setSteps(steps.map((s, j) => (j === i ? { ...s, ...patch } : s)));
   const move = (i, d) => {
     const next = [...steps];

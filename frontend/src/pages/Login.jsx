@@ -6,6 +6,19 @@ const REASONS = {
   expired: "Your session has ended. Please log in again.",
 };
 
+/** The server's wait (Retry-After, seconds) in words: seconds up to 90, then minutes. */
+function waitText(seconds) {
+  if (seconds <= 90) return `${seconds} ${seconds === 1 ? "second" : "seconds"}`;
+  const minutes = Math.ceil(seconds / 60);
+  return `${minutes} minutes`;
+}
+
+function lockedOut(err) {
+  if (err.retryAfter >= 1) return `Too many attempts. Try again in ${waitText(err.retryAfter)}.`;
+  // No Retry-After (a proxy dropped it?): the server's message says the wait too.
+  return err.message ? `Too many attempts: ${err.message}.` : "Too many attempts. Wait a little and try again.";
+}
+
 export function Login({ query }) {
   const [email, setEmail] = useState("");
   const [password, setPassword] = useState("");
@@ -31,7 +44,7 @@ export function Login({ query }) {
         err.status === 401
           ? "That email and password do not match an account."
           : err.status === 429
-            ? "Too many attempts. Wait a minute and try again."
+            ? lockedOut(err)
             : err.message || "Could not log in.",
       );
     } finally {

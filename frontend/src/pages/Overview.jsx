@@ -10,7 +10,7 @@ export const METRICS = [
   ["visitors", "Visitors", num, false],
   ["pageViews", "Page views", num, false],
   ["sessions", "Sessions", num, false],
-  ["viewsPerSession", "Views per session", (v) => (v ? v.toFixed(2) : "0"), false],
+  ["viewsPerSession", "Views per session", (v) => (v === null || v === undefined ? "–" : v ? v.toFixed(2) : "0"), false],
   ["bounceRate", "Bounce rate", pct, true],
   ["avgSessionDuration", "Session duration", duration, false],
 ];
@@ -35,6 +35,8 @@ function countryName(code) {
 
 export function deltaOf(value, previous, lowerIsBetter) {
   const ratio = change(value, previous);
+  // A rate with nothing to measure now (null): no change to tell.
+  if (ratio === undefined) return { text: "–", good: null };
   if (ratio === 0) return { text: "±0%", good: null };
   // Nothing to compare with (no data in the previous period): neither better nor worse.
   if (ratio === null) return { text: "new", good: null };

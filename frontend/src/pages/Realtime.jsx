@@ -20,12 +20,23 @@ export function useLive(siteId) {
     let pollTimer = 0;
     let attempts = 0;
     const put = (data, status) => setState({ data, status, error: null, updatedAt: Date.now() });
+    const stop = () => {
+      stopped.current = true;
+      source?.close();
+      clearTimeout(retryTimer);
+      clearInterval(pollTimer);
+    };
     const poll = async () => {
       try {
         const { data } = await api("/api/v1/analytics/realtime", { siteId });
         if (!stopped.current) setState((s) => ({ ...s, data, error: null, updatedAt: Date.now() }));
       } catch (error) {
-        if (!stopped.current) setState((s) => ({ ...s, error }));
+        if (stopped.current) return;
+        // Refused for this account's role: asking again (or reconnecting) cannot succeed.
+        if (error.status === 403) {
+          stop();
+          setState((s) => ({ ...s, data: null, status: "forbidden", error }));
+        } else setState((s) => ({ ...s, error }));
       }
     };
     const connect = async () => {
@@ -45,6 +56,7 @@ export function useLive(siteId) {
         put(JSON.parse(e.data), "live");
       });
       source.addEventListener("error", () => {
+        if (stopped.current) return;
         if (source.readyState !== EventSource.CLOSED) {
           setState((s) => ({ ...s, status: "reconnecting" }));
           return; // the browser retries by itself
@@ -61,12 +73,7 @@ export function useLive(siteId) {
       });
     };
     connect();
-    return () => {
-      stopped.current = true;
-      source?.close();
-      clearTimeout(retryTimer);
-      clearInterval(pollTimer);
-    };
+    return stop;
   }, [siteId]);
   return state;
 }
@@ -77,6 +84,7 @@ const STATUS = {
   reconnecting: "Reconnecting…",
   polling: "Updating every 5 s (live stream unavailable)",
   offline: "Offline",
+  forbidden: "Stopped",
 };
 
 export function Realtime({ site }) {

@@ -3,7 +3,7 @@ import { api } from "../api.js";
 import { Async, Panel } from "../components/ui.jsx";
 import { dateTime } from "../format.js";
 import { useApi } from "../hooks.js";
-import { setQuery } from "../router.js";
+import { isAdmin, readsReports, role } from "../roles.js";
 
 function CopyButton({ text }) {
   const [copied, setCopied] = useState("");
@@ -29,7 +29,8 @@ function CopyButton({ text }) {
   );
 }
 
-export function Settings({ site }) {
+export function Settings({ site, reloadSites }) {
+  const admin = isAdmin();
   const snippet = useApi(`/api/v1/sites/${encodeURIComponent(site.id)}/snippet`, {});
   return (
     <div class="stack">
@@ -37,8 +38,12 @@ export function Settings({ site }) {
         <p>
           Paste this tag into the <code>&lt;head&gt;</code> of every page of <strong>{site.domain}</strong>. Page views, clicks, scrolls, forms, errors and
           web vitals are collected without cookies; product and affiliate events come from <code>data-track</code> attributes or{" "}
-          <code>cadlink.trackProductView()</code> and <code>cadlink.trackAffiliateClick()</code>. Visits show on the{" "}
-          <a href={`/realtime?site=${encodeURIComponent(site.id)}`}>realtime page</a> within a second.
+          <code>cadlink.trackProductView()</code> and <code>cadlink.trackAffiliateClick()</code>.
+          {readsReports() && (
+            <>
+              {" "}Visits show on the <a href={`/realtime?site=${encodeURIComponent(site.id)}`}>realtime page</a> within a second.
+            </>
+          )}
         </p>
         <Async q={snippet}>
           {(s) => (
@@ -53,13 +58,52 @@ export function Settings({ site }) {
           docs/tracker.md for consent, custom events and the React binding.
         </p>
       </Panel>
-      <EditSite site={site} />
-      <NewSite />
+      {admin ? (
+        // Keyed by site: the form is filled once, from the site it edits.
+        <EditSite key={site.id} site={site} onSaved={reloadSites} />
+      ) : (
+        <SiteDetails site={site} />
+      )}
+      {admin && <NewSite />}
     </div>
   );
 }
 
-function EditSite({ site }) {
+/** The site's settings for an account that may not change them (only ADMIN may). */
+function SiteDetails({ site }) {
+  const r = role();
+  return (
+    <Panel title="Site">
+      <div class="stack" data-testid="site-details">
+        <p class="muted">
+          Only administrators can change sites or add one{r ? `; your account is ${r === "ANALYST" ? "an analyst" : "a " + r.toLowerCase()}` : ""}.
+        </p>
+        <dl class="props">
+          <dt>Name</dt>
+          <dd>{site.name || "–"}</dd>
+          <dt>Domain</dt>
+          <dd>{site.domain}</dd>
+          <dt>Other allowed origins</dt>
+          <dd>{site.allowedOrigins.length ? site.allowedOrigins.join(", ") : "–"}</dd>
+          <dt>Time zone</dt>
+          <dd>{site.timezone}</dd>
+          <dt>Do Not Track and Global Privacy Control</dt>
+          <dd>{site.respectDnt ? "respected" : "ignored"}</dd>
+          <dt>Site id</dt>
+          <dd>
+            <code>{site.id}</code>
+          </dd>
+          <dt>Created</dt>
+          <dd>
+            {dateTime(Date.parse(site.createdAt), site.timezone)} ({site.timezone})
+          </dd>
+        </dl>
+      </div>
+    </Panel>
+  );
+}
+
+function EditSite({ site, onSaved }) {
   const [form, setForm] = useState({
     name: site.name || "",
     domain: site.domain,
@@ -85,6 +129,7 @@ function EditSite({ site }) {
         }),
       });
       setStatus({ busy: false, error: null, saved: true });
+      onSaved?.(); // the site switcher, date ranges and reports read the site list
     } catch (error) {
       setStatus({ busy: false, error, saved: false });
     }
@@ -103,7 +148,7 @@ function EditSite({ site }) {
           </p>
         )}
         <p class="muted">
-          Site id <code>{site.id}</code>, created {dateTime(Date.parse(site.createdAt))}.
+          Site id <code>{site.id}</code>, created {dateTime(Date.parse(site.createdAt), site.timezone)} ({site.timezone}).
         </p>
         <label class="stack" style={{ gap: "4px" }}>
           Name

@@ -169,3 +169,30 @@ def test_reads_recover_after_the_server_drops_idle_connections(
     assert store.count_events() == 0
     assert store.ping()["engine"] == "postgresql"
     assert store.write(StoreBatch(rows((1, T0, "a")))) == 1  # the writer reconnects
+
+
+def test_a_writer_frozen_in_its_transaction_does_not_hold_up_the_others(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A worker stopped (SIGSTOP, a paused VM) inside its batch transaction held the write
+    # lock until TCP gave up, and every other worker waited behind it. PostgreSQL now ends a
+    # session idle in its transaction (60 s; 1 s here), and the lock goes with it.
+    import time
+
+    from cadlink.store.events import postgres_io
+    from cadlink.store.events.postgres_schema import WRITE_LOCK_KEY
+
+    monkeypatch.setattr(postgres_io, "IDLE_IN_TRANSACTION_MS", 1000)
+    store = open_event_store(postgres_url, 30, 72)
+    frozen = postgres_io.connect(postgres_url)
+    try:
+        frozen.execute("BEGIN")
+        frozen.execute("SELECT pg_advisory_xact_lock(%s)", [WRITE_LOCK_KEY])
+        started = time.monotonic()
+        store.erase_visitors("site-1", [1])  # takes the same lock
+        assert time.monotonic() - started < 30
+        with pytest.raises(psycopg.errors.IdleInTransactionSessionTimeout):
+            frozen.execute("SELECT 1")  # its session was ended
+    finally:
+        frozen.close()
+        store.close()

@@ -47,12 +47,23 @@ class _NumericLoader(Loader):
         return int(text) if text.lstrip(b"-").isdigit() else float(text)
 
 
+# A write transaction holds the stores' write lock (an advisory lock) to its end. A process
+# frozen inside one (SIGSTOP, a paused VM, a host cut off) would hold it until TCP gave up,
+# hours later, and every other loader (and erasure) would wait behind it: the server ends
+# such a session once it has been idle in its transaction this long (the lock goes with it;
+# the frozen loader's batch fails and is loaded again, by it or by whoever claims its
+# entries). A loader's transaction is never idle that long: between its statements it only
+# hands rows over.
+IDLE_IN_TRANSACTION_MS = 60_000
+
+
 def connect(url: str) -> psycopg.Connection[Row]:
     con = psycopg.connect(url, autocommit=True, row_factory=dict_row, client_encoding="utf8")
     set_json_loads(_compact_json, con)
     con.adapters.register_loader("numeric", _NumericLoader)
     # Timestamps come back as UTC datetimes, and COPY's zone-less timestamps are read as UTC.
     con.execute("SET TIME ZONE 'UTC'")
+    con.execute(f"SET idle_in_transaction_session_timeout = {int(IDLE_IN_TRANSACTION_MS)}")
     return con
 
 

@@ -74,6 +74,8 @@ def test_an_unreachable_queue_answers_503(tmp_path: Path, redis_url: tuple[str, 
         health = app.client.get("/api/health/queue")
         assert health.status_code == 503
         assert health.json()["error"]["code"] == "queue_unavailable"
+        # Both answers are public: the queue's address stays in the server log.
+        assert "127.0.0.1" not in r.text and "127.0.0.1" not in health.text
         assert app.client.get("/api/health").status_code == 200
 
 

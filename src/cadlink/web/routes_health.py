@@ -50,7 +50,13 @@ async def health_queue(svc: Services = Depends(services)) -> dict[str, Any] | JS
     if svc.settings.queue_url:
         error = getattr(svc.writer, "error", "")
         if error:  # the writer looks at the stream twice a second
-            return JSONResponse(error_body("queue_unavailable", error), 503)
+            log.warning("health check: the event queue did not answer: %s", error)
+            return JSONResponse(
+                error_body(
+                    "queue_unavailable", "the event queue did not answer; see the server log"
+                ),
+                503,
+            )
         return ok(_redis_queue(svc))
     stats = svc.loader.stats
     lag = 0.0

@@ -121,12 +121,14 @@ class RedisStreamWriter:
         if self._length + len(self._pending) >= self.max_entries:
             raise BufferFull("event queue is full; the loaders are behind", retry_after=5)
         if self._down_until and time.monotonic() < self._down_until:
-            raise BufferFull(f"event queue unavailable: {self._error}", retry_after=5)
+            raise BufferFull("event queue unavailable", retry_after=5)
 
     def _failed(self, e: redis.RedisError) -> BufferFull:
         self._error = str(e) or type(e).__name__
         self._down_until = time.monotonic() + self.DOWN_FOR
-        return BufferFull(f"event queue unavailable: {self._error}", retry_after=5)
+        # The answer is public: the address in the driver's message stays in the log.
+        log.warning("event queue unavailable: %s", self._error)
+        return BufferFull("event queue unavailable", retry_after=5)
 
     def put(self, record: bytes | bytearray) -> None:
         self._admit()

@@ -62,6 +62,8 @@ def test_empty_origin_list_is_kept_empty(meta_store: MetaStore) -> None:
         ({"domain": "-bad-.example"}, "not a valid hostname"),
         ({"domain": "shop.example", "timezone": "Mars/Olympus"}, "unknown time zone"),
         ({"domain": "shop.example", "timezone": "../etc/passwd"}, "unknown time zone"),
+        ({"domain": "shop.example", "timezone": "localtime"}, "no time zone"),
+        ({"domain": "shop.example", "timezone": "Factory"}, "no time zone"),
         ({"domain": "shop.example", "name": "   "}, "name must be"),
         ({"domain": "shop.example", "allowed_origins": ["ftp://x.example"]}, "origin"),
         ({"domain": "shop.example", "allowed_origins": ["https://x.example/p"]}, "path"),

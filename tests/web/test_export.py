@@ -51,6 +51,8 @@ def test_raw_events_export_parses_in_every_format(running: Running, fmt: str) ->
         rows = list(csv.DictReader(io.StringIO(r.text)))
     elif fmt == "json":
         rows = [json.loads(line) for line in r.text.splitlines()]
+        # 64-bit ids as strings, as the API gives them: JavaScript's numbers would round them.
+        assert all(isinstance(row["visitorId"], str) for row in rows)
     else:
         rows = pq.read_table(io.BytesIO(r.content)).to_pylist()
     assert [row["eventId"] for row in rows] == ids
@@ -68,6 +70,7 @@ def test_sessions_and_report_exports(running: Running) -> None:
     )
     [session] = [json.loads(x) for x in sessions.text.splitlines()]
     assert session["pageViews"] == 9
+    assert isinstance(session["visitorId"], str)
     pages = get(
         "/api/v1/analytics/export",
         params={

@@ -108,6 +108,8 @@ def _plain(row: dict[str, Any]) -> dict[str, Any]:
     for k, v in row.items():
         if hasattr(v, "isoformat"):
             v = v.isoformat()
+        elif k == "visitorId" and isinstance(v, int):
+            v = str(v)  # 64-bit: JavaScript's numbers would round it (as the API gives it)
         out[k] = v
     return out
 

@@ -11,6 +11,7 @@ from cadlink.query.spec import Filter, Granularity, Op, Period, QueryError, Repo
 
 MAX_FILTERS = 20
 MAX_DAYS = 3660
+MIN_DAY, MAX_DAY = date(1970, 1, 1), date(9000, 12, 31)
 
 
 def parse_day(value: str | None, field: str) -> date | None:
@@ -19,9 +20,12 @@ def parse_day(value: str | None, field: str) -> date | None:
     try:
         if len(value) != 10:  # a day, not a time: nothing sent is silently cut off
             raise ValueError(value)
-        return date.fromisoformat(value)
+        day = date.fromisoformat(value)
     except ValueError:
         raise QueryError(f"{field} must be a date like 2026-01-31", field) from None
+    if not MIN_DAY <= day <= MAX_DAY:  # beyond them the period's arithmetic overflows
+        raise QueryError(f"{field} must be between {MIN_DAY} and {MAX_DAY}", field)
+    return day
 
 
 def period(

@@ -122,6 +122,10 @@ class Reference:
                 col = SESSION_COLS.get(f.dimension) or BOTH_COLS[f.dimension]
                 if not _matches(s.attr(col), f):
                     return False
+            elif f.op is Op.IS_NOT:  # none of the session's events has the value
+                positive = Filter(f.dimension, Op.IS, f.values)
+                if any(_matches(_event_value(e, f.dimension), positive) for e in s.events):
+                    return False
             elif not any(_matches(_event_value(e, f.dimension), f) for e in s.events):
                 return False
         return True

@@ -55,7 +55,20 @@ CASES: list[tuple[str, str]] = [
     ("UTC", '[["prop:variant","is","B"]]'),
     ("UTC", '[["entry_page","is","/"],["country","is_not","US"]]'),
     ("UTC", '[["utm_campaign","contains","sale"],["page","is_not","/checkout"]]'),
+    ("UTC", '[["page","is_not","/"]]'),
 ]
+
+
+def test_is_not_on_a_page_keeps_only_sessions_that_never_viewed_it(
+    loaded: tuple[DuckDBEventStore, Reference],
+) -> None:
+    # It kept every session with any other page: visits that landed on the excluded page.
+    store, _ = loaded
+    period = Period(date(2026, 6, 6), date(2026, 6, 9), "UTC")
+    flt = parse_filters('[["page","is_not","/"]]')
+    data = service.dashboard(store, ReportSpec(SITE, period, flt, Granularity.DAY, limit=1000))
+    entry_pages = {row["value"] for row in data["breakdowns"]["entry_page"]}
+    assert entry_pages and "/" not in entry_pages
 
 
 @pytest.mark.parametrize("tz", ["UTC", "America/New_York", "Asia/Kolkata"])

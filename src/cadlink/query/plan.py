@@ -10,7 +10,7 @@ sessions that came from Google".
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from cadlink.query import buckets
@@ -102,10 +102,16 @@ class Plan:
         for flt in self.spec.filters:
             dim = dimension(flt.dimension)
             if dim.scope is Scope.EVENT:
-                inner = self.condition(self.event_expr(dim, "fe"), flt, self.dialect)
+                # A session "has page /x" when one of its events has it; "is not /x" keeps
+                # the sessions none of whose events has it (not those with any other page:
+                # that kept visits that landed on the page excluded).
+                negated = flt.op is Op.IS_NOT
+                positive = replace(flt, op=Op.IS) if negated else flt
+                inner = self.condition(self.event_expr(dim, "fe"), positive, self.dialect)
                 conds.append(
                     Sql(
-                        f"EXISTS (SELECT 1 FROM {EVENTS} fe WHERE fe.site_id = {alias}.site_id "
+                        f"{'NOT ' if negated else ''}EXISTS (SELECT 1 FROM {EVENTS} fe "
+                        f"WHERE fe.site_id = {alias}.site_id "
                         f"AND fe.visitor_id = {alias}.visitor_id AND fe.ts >= {alias}.started_at "
                         f"AND fe.ts <= {alias}.ended_at AND "
                     )

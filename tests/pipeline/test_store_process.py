@@ -152,8 +152,10 @@ def test_a_crashed_store_process_is_restarted_and_loads_what_waited(
             return False
 
     _wait(back, timeout=60)
+    # The new process may answer before the keeper has finished counting its start.
+    _wait(lambda: keeper.restarts == 1, timeout=10)
     assert keeper.restarts == 1
-    assert keeper.status.pid != first
+    _wait(lambda: keeper.status.pid != first, timeout=10)  # (its status is polled)
     # What the first store process counted carries on in the numbers `/metrics` shows.
     _wait(_stored(keeper, 70))
     assert keeper.stats.events_stored == 70

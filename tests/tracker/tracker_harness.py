@@ -343,7 +343,10 @@ def tracker_page(
 # --- the browser ------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="session")
+# Module scope, as the dashboard tests' browser: one Playwright (sync API) at a time in a
+# process. A session-wide one stayed alive in a test worker (xdist) while a dashboard module
+# started its own, which Playwright refuses ("Sync API inside the asyncio loop").
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
 

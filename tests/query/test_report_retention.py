@@ -76,3 +76,42 @@ def test_weeks_zero_and_bounds() -> None:
         with pytest.raises(QueryError) as e:
             retention.retention(p, store, bad)
         assert e.value.field == "weeks"
+
+
+def test_weeks_come_from_the_same_zone_data_as_the_range(tmp_path: Any) -> None:
+    # The range's bounds come from Python's zoneinfo; the weeks came from DuckDB's own zone
+    # data, which for America/Vancouver after 2026-11-01 (and 12 other zones) disagreed: an
+    # event of the range's last evening became a cohort of the week after the range.
+    from datetime import UTC, datetime
+
+    import pyarrow as pa
+
+    from cadlink.query.dialects import DuckDBDialect
+    from cadlink.query.plan import Plan
+    from cadlink.query.spec import ReportSpec
+    from cadlink.store.events.base import EVENT_ARROW_SCHEMA, StoreBatch
+    from cadlink.store.events.duckdb_store import DuckDBEventStore
+
+    base: dict[str, Any] = dict.fromkeys(EVENT_ARROW_SCHEMA.names)
+    base |= {"site_id": "s", "event_type": "page_view", "consent": False}
+    late = datetime(2026, 11, 30, 7, 30, tzinfo=UTC)  # before the range's end in zoneinfo
+    rows = [
+        base | {"event_id": "a", "visitor_id": 1, "ts": datetime(2026, 11, 10, 20, tzinfo=UTC)},
+        base | {"event_id": "b", "visitor_id": 1, "ts": late},
+        base | {"event_id": "c", "visitor_id": 2, "ts": late},
+    ]
+    rows = [r | {"received_at": r["ts"]} for r in rows]
+    store = DuckDBEventStore(str(tmp_path / "events.duckdb"))
+    try:
+        store.write(StoreBatch(pa.Table.from_pylist(rows, schema=EVENT_ARROW_SCHEMA)))
+        period = Period(date(2026, 11, 2), date(2026, 11, 29), "America/Vancouver")
+        p = Plan(ReportSpec("s", period), DuckDBDialect())
+        lo, hi = p.spec.period.bounds()
+        assert lo <= late < hi
+        local = late.astimezone(ZoneInfo("America/Vancouver")).date()
+        week = (local - timedelta(days=local.weekday())).isoformat()
+        got = retention.retention(p, store, 3)
+        assert {c["cohort"] for c in got["cohorts"]} == {"2026-11-09", week}
+        assert all(c["cohort"] <= "2026-11-29" for c in got["cohorts"])
+    finally:
+        store.close()

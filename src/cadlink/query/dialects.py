@@ -4,20 +4,12 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from cadlink.query.spec import Granularity
 from cadlink.query.sql import Sql, param, raw
-
-_UNITS = {g: g.value for g in Granularity}
 
 
 class Dialect(Protocol):
     name: str
     placeholder: str
-
-    def bucket(self, column: str, granularity: Granularity, timezone: str) -> Sql:
-        """The local-time start of the hour/day/week/month containing `column`."""
-
-    def local_date(self, column: str, timezone: str) -> Sql: ...
 
     def prop(self, key: str) -> Sql:
         """An event property as text."""
@@ -59,12 +51,6 @@ class _Common:
 class DuckDBDialect(_Common):
     name = "duckdb"
 
-    def bucket(self, column: str, granularity: Granularity, timezone: str) -> Sql:
-        return Sql(f"date_trunc('{_UNITS[granularity]}', timezone(?, {column}))", (timezone,))
-
-    def local_date(self, column: str, timezone: str) -> Sql:
-        return Sql(f"CAST(timezone(?, {column}) AS DATE)", (timezone,))
-
     def prop(self, key: str) -> Sql:
         return Sql("json_extract_string(properties, ?)", ("$." + key,))
 
@@ -93,12 +79,6 @@ class DuckDBDialect(_Common):
 class PostgresDialect(_Common):
     name = "postgresql"
     placeholder = "%s"
-
-    def bucket(self, column: str, granularity: Granularity, timezone: str) -> Sql:
-        return Sql(f"date_trunc('{_UNITS[granularity]}', {column} AT TIME ZONE ?)", (timezone,))
-
-    def local_date(self, column: str, timezone: str) -> Sql:
-        return Sql(f"CAST({column} AT TIME ZONE ? AS DATE)", (timezone,))
 
     def prop(self, key: str) -> Sql:
         return Sql("(properties::jsonb ->> ?)", (key,))

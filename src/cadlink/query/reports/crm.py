@@ -27,10 +27,11 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from cadlink.events import CONVERSION_EVENT_TYPES
+from cadlink.query import buckets
 from cadlink.query.dimensions import dimension
 from cadlink.query.plan import EVENTS, SESSIONS, Executor, Plan
 from cadlink.query.reports.money import by_currency
-from cadlink.query.spec import Period, QueryError
+from cadlink.query.spec import Granularity, Period, QueryError
 from cadlink.query.sql import Sql, in_list, raw
 
 SEGMENTS = ("new", "returning", "active", "dormant", "churned")
@@ -118,17 +119,19 @@ def users_per_day(plan: Plan, db: Executor, now: datetime, days: int = 30) -> li
     end = now.astimezone(_zone(tz)).date()
     period = Period(end - timedelta(days=days - 1), end, tz)
     d = plan.dialect
+    # Local days from zoneinfo's offsets, as the dashboard's (not the engine's zone data).
+    day_key, decode = buckets.bucket(d.epoch_ms("e.ts"), Granularity.DAY, period, d.int_div)
     rows = plan.run(
         db,
         Sql("SELECT ")
-        + d.local_date("e.ts", tz)
+        + day_key
         + " AS day, "
         + d.distinct("e.user_id", approx=False)
         + f" AS users FROM {EVENTS} e WHERE "
         + plan.event_where(period)
         + " AND e.user_id IS NOT NULL GROUP BY 1",
     )
-    by_day = {r["day"]: int(r["users"]) for r in rows}
+    by_day = {decode(int(r["day"])).date(): int(r["users"]) for r in rows}
     return [
         {"date": (period.start + timedelta(days=i)).isoformat(),
          "users": by_day.get(period.start + timedelta(days=i), 0)}

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import threading
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
+from auth_clock import PASSWORD, SECRET, Clock
 from sqlalchemy import select
 
 from cadlink.auth import (
@@ -22,22 +23,6 @@ from cadlink.auth import (
 from cadlink.auth.service import ROTATION_LEEWAY
 from cadlink.store.meta import AlreadyExists, InvalidInput, MetaStore
 from cadlink.store.meta.models import RefreshToken
-
-SECRET = "test-secret-key-with-at-least-32-bytes!"
-PASSWORD = "correct horse battery"
-
-
-class Clock:
-    """A settable clock, starting at the real current time."""
-
-    def __init__(self) -> None:
-        self.now = datetime.now(UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **kwargs: float) -> None:
-        self.now += timedelta(**kwargs)
 
 
 class CountingHasher(PasswordHasher):

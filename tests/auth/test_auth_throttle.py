@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import threading
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
+from auth_clock import PASSWORD, SECRET, Clock
 from sqlalchemy import select
 
 from cadlink.auth import (
@@ -21,24 +22,9 @@ from cadlink.auth.service import PRUNE_EVERY, client_network
 from cadlink.store.meta import MetaStore
 from cadlink.store.meta.models import LoginFailure
 
-SECRET = "test-secret-key-with-at-least-32-bytes!"
-PASSWORD = "correct horse battery"
 EMAIL = "ana@shop.example"
 OWNER = "203.0.113.5"
 ATTACKER = "198.51.100.7"
-
-
-class Clock:
-    """A settable clock, starting at the real current time."""
-
-    def __init__(self) -> None:
-        self.now = datetime.now(UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **kwargs: float) -> None:
-        self.now += timedelta(**kwargs)
 
 
 class CountingHasher(PasswordHasher):

@@ -145,6 +145,11 @@ def test_daily_charts_tick_by_the_day_and_hourly_by_the_hour(
     page.select_option("select[aria-label='Date range']", "today")
     page.wait_for_url("**period=today*")
     wait_idle(page)
+    # The chart is drawn again once today's data is in: wait for it (or for no chart).
+    page.wait_for_function(
+        """() => { const c = document.querySelector('.chart');
+                   return !c || /^\\d\\d:\\d\\d/.test(c.getAttribute('data-x-ticks') || ''); }"""
+    )
     if page.locator(".chart").count():  # else "No visits in this period yet"
         hourly = chart.get_attribute("data-x-ticks") or ""
         assert all(re.fullmatch(r"\d\d:\d\d", t) for t in hourly.split("|")), hourly
